@@ -1,0 +1,102 @@
+"""Stage 5, input and output: reading images safely, listing inputs, the JSON-lines contract."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterator, TextIO
+
+import cv2
+import numpy as np
+
+from .errors import ImageError, PosepipeError
+from .pipeline import as_rgb_uint8
+from .results import Poses
+
+# OpenCV refuses images above 2**30 pixels by default; say so in our words first.
+MAX_PIXELS = 1 << 30
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An RGB uint8 image from a file (EXIF orientation applied), or :class:`ImageError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError("file not found")
+    if path.is_dir():
+        raise ImageError("is a folder, not an image")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise ImageError("the file is empty")
+    raw = data.tobytes()
+    # OpenCV decodes a cut-off JPEG silently (grey below the cut). Its end-of-image marker
+    # must close the file; an earlier one may belong to an EXIF thumbnail, and some
+    # cameras append a trailer, hence the tolerance.
+    if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < max(2, len(raw) - 65536):
+        raise ImageError("the JPEG file is truncated (no end-of-image marker)")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        raise ImageError("not a readable image (unknown format or corrupt data)")
+    return as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def write_image(path: str | Path, rgb: np.ndarray) -> None:
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix or ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise PosepipeError(f"cannot encode an image as {path.suffix}")
+    try:
+        encoded.tofile(str(path))
+    except OSError as exc:
+        raise PosepipeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def expand_inputs(paths: list[str]) -> Iterator[Path]:
+    """Files in the order given; a folder contributes its files sorted by name (hidden ones skipped)."""
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_file() and not child.name.startswith("."):
+                    yield child
+        else:
+            yield path  # a missing file is reported by read_image, in its place
+
+
+def image_record(source: str, image: np.ndarray, poses: Poses, frame: int = 0) -> dict:
+    height, width = image.shape[:2]
+    return {"source": source, "frame": frame, "width": width, "height": height, "poses": poses.to_records()}
+
+
+def error_record(source: str, message: str) -> dict:
+    return {"source": source, "error": message}
+
+
+class JsonLinesWriter:
+    """One JSON object per line, each flushed whole, so an interrupted run leaves valid lines."""
+
+    def __init__(self, target: str | Path | None):
+        self.path = None if target in (None, "-") else Path(target)
+        try:
+            if self.path is not None and self.path.parent != Path(""):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.stream: TextIO = open(self.path, "w", encoding="utf-8") if self.path else os.fdopen(
+                os.dup(1), "w", encoding="utf-8")
+        except OSError as exc:
+            raise PosepipeError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "JsonLinesWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
