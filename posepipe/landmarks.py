@@ -22,7 +22,7 @@ MIN_CONFIDENCE_TO_REFINE = 0.5
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))  # clipped: no float32 overflow warnings
 
 
 def decode_landmarks(raw: np.ndarray, input_size: int = INPUT_SIZE) -> np.ndarray:
