@@ -26,7 +26,7 @@ class PoseLandmarkerOptions:
     min_pose_detection_confidence: float = 0.5
     min_pose_presence_confidence: float = 0.5
     output_segmentation_masks: bool = False
-    backend: str = "onnxruntime"  # or "litert"
+    backend: str = "auto"  # "litert" where installed (faster on CPU), else "onnxruntime"; or name one
     threads: int = 0  # 0: the runtime's default (all cores)
     detector_model: str | Path | None = None  # a BlazePose detector .tflite
     landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full or heavy)

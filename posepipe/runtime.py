@@ -2,10 +2,11 @@
 
 ``batch`` is float32 NCHW, outputs follow ``Graph.outputs`` (4-D ones NCHW). Two backends:
 
-* ``onnxruntime`` (default): the imported :class:`~posepipe.graph.Graph` emitted as ONNX with
+* ``auto`` (default): ``litert`` where it is installed (the faster on CPU, measured by
+  ``bench/still_images.py``), else ``onnxruntime``.
+* ``onnxruntime``: the imported :class:`~posepipe.graph.Graph` emitted as ONNX with
   a dynamic batch dimension. The same file runs on GPUs through ORT's CUDA provider.
-* ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK), when it is
-  installed. Kept as a second backend and as the reference for parity tests.
+* ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from .errors import ModelError
 from .graph import Graph, import_tflite
 
-BACKENDS = ("onnxruntime", "litert")
+BACKENDS = ("auto", "onnxruntime", "litert")
 # Bump when the emitted ONNX changes, so cached conversions are rebuilt.
 _EMITTER_VERSION = 1
 
@@ -162,7 +163,7 @@ class LiteRTModel:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            raise ModelError("the 'litert' backend needs ai-edge-litert: pip install 'posepipe[litert]'") from None
+            raise ModelError("the 'litert' backend needs ai-edge-litert, which is not installed here") from None
         self.interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads or os.cpu_count() or 1)
         self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
@@ -182,10 +183,22 @@ class LiteRTModel:
         return [m.transpose(0, 3, 1, 2) if m.ndim == 4 else m for m in merged]
 
 
+def litert_available() -> bool:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def load_model(tflite_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
                onnx_path: str | Path | None = None) -> Model:
     """Open a model for inference. ``onnx_path`` overrides the converted file (e.g. a trained model)."""
     tflite_path = Path(tflite_path)
+    if backend == "auto":
+        # bench/still_images.py measured LiteRT's XNNPACK ~1.9x faster than ONNX Runtime on a
+        # 2-core CPU for one image at a time; ONNX Runtime stays for GPUs and trained models.
+        backend = "onnxruntime" if onnx_path or not litert_available() else "litert"
     if backend == "onnxruntime":
         return OnnxRuntimeModel(onnx_path or onnx_path_for(tflite_path, cache_dir), threads)
     if backend == "litert":

@@ -54,11 +54,10 @@ def test_annotator_draws_only_visible_landmarks(landmarker):
     poses.visibility[:] = hidden
 
 
-def test_litert_backend_agrees(landmarker):
-    pytest.importorskip("ai_edge_litert")
+def test_backends_agree(model_paths):
     image = sample_image("grace_hopper.jpg")
-    with PoseLandmarker(backend="litert") as lite:
-        a, b = landmarker.detect(image), lite.detect(image)
+    with PoseLandmarker(backend="litert") as lite, PoseLandmarker(backend="onnxruntime") as onnx:
+        a, b = onnx.detect(image), lite.detect(image)
     assert np.abs(a.landmarks - b.landmarks)[..., :2].max() < 0.5
 
 

