@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,6 @@ class StageTimes:
     landmark_preprocess: float = 0.0
     landmark_model: float = 0.0
     postprocess: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class PoseLandmarker:

@@ -94,7 +94,7 @@ def run_trace(image_path: str | Path, out_dir: str | Path, landmarker: PoseLandm
         decoded = model.postprocess(outputs, rois, (width, height), with_mask=True)
         rows.append(_row("4 postprocessing", "landmarks in image pixels", decoded[0].landmarks,
                          time.perf_counter() - t))
-        write_image(out / "2_crop.png", batch[0].transpose(1, 2, 0).__mul__(255).round().astype(np.uint8))
+        write_image(out / "2_crop.png", (batch[0].transpose(1, 2, 0) * 255).round().astype(np.uint8))
         write_image(out / "3_heatmaps.png", _heatmap_picture(outputs[3][0]))
         mask = decoded[0].mask
         write_image(out / "4_mask.png", (np.repeat(mask[:, :, None], 3, axis=2) * 255).astype(np.uint8))
