@@ -128,16 +128,22 @@ class PoseLandmarker:
         t1 = time.perf_counter()
         outputs = self.landmark_model.infer(batch)
         t2 = time.perf_counter()
-        present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
-        results = self.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
-                                                  (width, height), self.options.output_segmentation_masks)
+        poses = self.poses_from_outputs(outputs, rois, (width, height))
         t3 = time.perf_counter()
         self.times.landmark_preprocess, self.times.landmark_model, self.times.postprocess = t1 - t0, t2 - t1, t3 - t2
+        return poses
+
+    def poses_from_outputs(self, outputs: list[np.ndarray], rois: list[RegionOfInterest],
+                           image_size: tuple[int, int]) -> Poses:
+        """Decode raw landmark-model outputs, keeping the poses whose presence passes the threshold."""
+        present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
+        results = self.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
+                                                  image_size, self.options.output_segmentation_masks)
         if not results:
-            return Poses.empty(width, height)
+            return Poses.empty(*image_size)
         stack = lambda name: np.stack([getattr(r, name) for r in results]).astype(np.float32)  # noqa: E731
         return Poses(
             landmarks=stack("landmarks"), visibility=stack("visibility"), presence=stack("presence"),
             world_landmarks=stack("world"), scores=np.array([r.score for r in results], np.float32),
             rois=np.stack([rois[i].as_array() for i in present]), auxiliary_landmarks=stack("auxiliary"),
-            image_size=(width, height), masks=stack("mask") if self.options.output_segmentation_masks else None)
+            image_size=image_size, masks=stack("mask") if self.options.output_segmentation_masks else None)

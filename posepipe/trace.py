@@ -91,14 +91,13 @@ def run_trace(image_path: str | Path, out_dir: str | Path, landmarker: PoseLandm
             rows.append(_row("3 model", name, array, seconds))
             seconds = 0.0
         t = time.perf_counter()
-        decoded = model.postprocess(outputs, rois, (width, height), with_mask=True)
-        rows.append(_row("4 postprocessing", "landmarks in image pixels", decoded[0].landmarks,
-                         time.perf_counter() - t))
+        poses = landmarker.poses_from_outputs(outputs, rois, (width, height))
+        rows.append(_row("4 postprocessing", "landmarks in image pixels", poses.landmarks, time.perf_counter() - t))
         write_image(out / "2_crop.png", (batch[0].transpose(1, 2, 0) * 255).round().astype(np.uint8))
         write_image(out / "3_heatmaps.png", _heatmap_picture(outputs[3][0]))
-        mask = decoded[0].mask
-        write_image(out / "4_mask.png", (np.repeat(mask[:, :, None], 3, axis=2) * 255).astype(np.uint8))
-        poses = landmarker.detect(image)
+        if poses.masks is not None and len(poses):
+            mask = poses.masks[0]
+            write_image(out / "4_mask.png", (np.repeat(mask[:, :, None], 3, axis=2) * 255).astype(np.uint8))
 
     t = time.perf_counter()
     overlay = PoseAnnotator().annotate(image, poses) if poses is not None else image
