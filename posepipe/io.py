@@ -66,9 +66,14 @@ def expand_inputs(paths: list[str]) -> Iterator[Path]:
             yield path  # a missing file is reported by read_image, in its place
 
 
-def image_record(source: str, image: np.ndarray, poses: Poses, frame: int = 0) -> dict:
+def image_record(source: str, image: np.ndarray, poses: Poses, frame: int = 0,
+                 timestamp_ms: float | None = None) -> dict:
+    """One line of the contract; video frames add ``timestamp_ms`` (from the container)."""
     height, width = image.shape[:2]
-    return {"source": source, "frame": frame, "width": width, "height": height, "poses": poses.to_records()}
+    record = {"source": source, "frame": frame}
+    if timestamp_ms is not None:
+        record["timestamp_ms"] = round(float(timestamp_ms), 3)
+    return record | {"width": width, "height": height, "poses": poses.to_records()}
 
 
 def error_record(source: str, message: str) -> dict:

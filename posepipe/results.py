@@ -40,6 +40,7 @@ class Poses:
     image_size: tuple[int, int]  # (width, height)
     masks: np.ndarray | None = None  # (N, H, W) float32 in [0, 1], when segmentation is on
     detections: Detections | None = field(default=None, repr=False)
+    track_ids: np.ndarray | None = None  # (N,) int, set by the video tracker: stable per person across frames
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -68,7 +69,8 @@ class Poses:
                    for n, (x, y, z), v, p in zip(LANDMARK_NAMES, self.landmarks[i], self.visibility[i], self.presence[i])]
             world = [{"name": n, "x": round(float(x), 5), "y": round(float(y), 5), "z": round(float(z), 5)}
                      for n, (x, y, z) in zip(LANDMARK_NAMES, self.world_landmarks[i])]
-            out.append({"score": round(float(self.scores[i]), 5),
-                        "bbox": [round(float(v), 2) for v in self.bboxes[i]],
-                        "landmarks": lms, "world_landmarks": world})
+            record = {"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}
+            out.append(record | {"score": round(float(self.scores[i]), 5),
+                                 "bbox": [round(float(v), 2) for v in self.bboxes[i]],
+                                 "landmarks": lms, "world_landmarks": world})
         return out
