@@ -1,4 +1,4 @@
-"""The ``posepipe`` command: ``image``, ``demo`` and ``trace``.
+"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo`` and ``trace``.
 
 Exit codes: 0 all inputs done, 1 some inputs failed (each has an error record), 2 the run
 could not start (bad option, model unavailable, output not writable), 130 interrupted.
@@ -7,6 +7,7 @@ could not start (bad option, model unavailable, output not writable), 130 interr
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -131,6 +132,259 @@ def trace(image_path, out_dir, **opts):
         table.add_row(r.stage, r.what, "×".join(map(str, r.shape)), f"{r.low:.3g}", f"{r.high:.3g}", f"{r.ms:.1f}")
     Console().print(table)
     click.echo(f"pictures in {out_dir}: 1_detector_input.png 2_crop.png 3_heatmaps.png 4_mask.png 5_overlay.png")
+
+
+def _tracker(opts: dict, smooth: bool):
+    from .tracking import PoseTracker
+
+    return PoseTracker(smooth=smooth, landmarker=_landmarker(opts))
+
+
+def _progress(total: int | None):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:>5.1f} fps"), TimeElapsedColumn()]
+    if total:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=Console(stderr=True))
+
+
+def _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default: bool = True) -> list:
+    """Every output opened before the first frame, so an unwritable path fails at once."""
+    from .exports import CsvWriter, ParquetWriter
+    from .io import JsonLinesWriter
+    from .runner import JsonLinesSink, OverlaySink, TableSink
+    from .video import VideoWriter
+
+    sinks = []
+    try:
+        if output or (stdout_by_default and not (overlay or csv_path or parquet_path)):
+            sinks.append(JsonLinesSink(JsonLinesWriter(output), source.name))
+        if csv_path:
+            sinks.append(TableSink(CsvWriter(csv_path)))
+        if parquet_path:
+            sinks.append(TableSink(ParquetWriter(parquet_path, source=source.name)))
+        if overlay:
+            sinks.append(OverlaySink(VideoWriter(overlay, source.fps, source.audio_path)))
+    except BaseException:
+        _close_all(sinks)
+        raise
+    return sinks
+
+
+def _close_all(sinks: list) -> None:
+    errors = []
+    for sink in sinks:
+        try:
+            sink.close()
+        except PosepipeError as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parquet_path,
+                 progress: bool, live=None) -> int:
+    """Run the tracker over ``source`` into the outputs; returns the exit code."""
+    from .runner import run_video
+
+    with _tracker(opts, smooth and zero_lag is None) as tracker:
+        if zero_lag is not None:
+            return _track_zero_lag(source, tracker, zero_lag, output, overlay, csv_path, parquet_path, progress)
+        sinks = _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default=live is None)
+        sinks += [live] if live else []
+        bar = _progress(source.frame_count) if progress else None
+        try:
+            if bar:
+                bar.start()
+                task = bar.add_task(Path(source.name).name[:40], total=source.frame_count, fps=0.0)
+                started = time.perf_counter()
+
+                def tick(frame):
+                    done = frame.index + 1
+                    bar.update(task, completed=done, fps=done / max(1e-9, time.perf_counter() - started))
+            stats = run_video(source, tracker, sinks, on_frame=tick if bar else None)
+        finally:
+            if bar:
+                bar.stop()
+            _close_all(sinks)
+    return _report(stats)
+
+
+def _track_zero_lag(source, tracker, cutoff, output, overlay, csv_path, parquet_path, progress) -> int:
+    """Two passes: track everything unsmoothed, filter each track both ways, then write."""
+    from .runner import RunStats, run_video, smooth_offline
+    from .video import open_source
+
+    class Collect:
+        def __init__(self):
+            self.items = []
+
+        def write(self, frame, poses):
+            self.items.append((frame, poses))
+
+        def close(self):
+            pass
+
+    if source.frame_count is None and "://" in source.name:
+        raise PosepipeError("the zero-lag filter needs the whole recording: use it on files, not streams")
+    collect = Collect()
+    stats = run_video(source, tracker, [collect])
+    if stats.interrupted:
+        return _report(stats)
+    smooth_offline(collect.items, cutoff)
+    sinks = _open_sinks(source, output, overlay, csv_path, parquet_path)
+    overlay_sink = next((s for s in sinks if type(s).__name__ == "OverlaySink"), None)
+    try:
+        frames = iter(open_source(source.name)) if overlay_sink else None
+        for frame, poses in collect.items:
+            if frames is not None:  # second decode for the drawing: frames are not kept in memory
+                frame = next(frames, frame)
+            for sink in sinks:
+                sink.write(frame, poses)
+    finally:
+        _close_all(sinks)
+    return _report(RunStats(frames=stats.frames, failed_frames=stats.failed_frames))
+
+
+def _report(stats) -> int:
+    if stats.interrupted:
+        click.echo(f"posepipe: interrupted after {stats.frames} frames; outputs so far are complete", err=True)
+        return 130
+    if stats.failed_frames:
+        click.echo(f"posepipe: {stats.failed_frames} frame(s) could not be read", err=True)
+        return 1
+    return 0
+
+
+_output_options = [
+    click.option("-o", "--output", help="JSON-lines file, one record per frame (default: standard output "
+                 "when no other output is given)."),
+    click.option("--overlay", type=click.Path(dir_okay=False), help="Drawn video (.mp4/.mov/.mkv), audio kept."),
+    click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Wide CSV: a row per frame and person."),
+    click.option("--parquet", "parquet_path", type=click.Path(dir_okay=False),
+                 help="Long Parquet: a row per frame, person and landmark."),
+    click.option("--smooth/--no-smooth", default=True, show_default=True,
+                 help="MediaPipe's landmark filtering (one-euro; causal, for live use)."),
+]
+
+
+def output_options(f):
+    for option in reversed(_output_options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.argument("source")
+@output_options
+@click.option("--zero-lag", type=float, metavar="HZ",
+              help="Instead of the live filter, a zero-lag Butterworth low-pass at HZ over the whole "
+                   "recording (files only; e.g. 6 for walking) before computing angles.")
+@click.option("--fps", default=30.0, show_default=True, help="Frame rate of an image sequence.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@model_options
+def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps, no_progress, **opts):
+    """Track poses through a video file, stream URL, image folder or glob ("frames/*.jpg")."""
+    from .video import open_source
+
+    with open_source(source, fps) as frames:
+        code = _track_video(frames, opts, smooth, zero_lag, output, overlay, csv_path, parquet_path,
+                            progress=not no_progress and sys.stderr.isatty())
+    sys.exit(code)
+
+
+class _LiveWindow:
+    """A Tk window showing the drawn frames (the headless OpenCV wheel has no windows)."""
+
+    def __init__(self, title: str):
+        import tkinter
+
+        self.root = tkinter.Tk()
+        self.root.title(title)
+        self.label = tkinter.Label(self.root)
+        self.label.pack()
+        self.closed = False
+        self.root.protocol("WM_DELETE_WINDOW", self._close)
+        self.root.bind("q", lambda _e: self._close())
+        from .drawing import PoseAnnotator
+
+        self.annotator = PoseAnnotator()
+
+    def _close(self) -> None:
+        self.closed = True
+
+    def write(self, frame, poses) -> None:
+        import tkinter
+
+        if self.closed:
+            raise KeyboardInterrupt
+        if frame.image is None:
+            return
+        drawn = self.annotator.annotate(frame.image, poses)
+        header = f"P6 {drawn.shape[1]} {drawn.shape[0]} 255 ".encode()
+        self.photo = tkinter.PhotoImage(data=header + drawn.tobytes(), format="PPM")
+        self.label.configure(image=self.photo)
+        self.root.update()
+
+    def close(self) -> None:
+        try:
+            self.root.destroy()
+        except Exception:  # noqa: BLE001 - already gone with the display
+            pass
+
+
+@main.command()
+@click.option("--device", default=0, show_default=True, help="Camera index.")
+@output_options
+@click.option("--no-window", is_flag=True, help="Do not show the live window.")
+@model_options
+def webcam(device, output, overlay, csv_path, parquet_path, smooth, no_window, **opts):
+    """Live poses from a camera, drawn in a window (q or closing it stops); Ctrl-C stops too."""
+    from .video import CameraSource
+
+    live = None
+    if not no_window:
+        try:
+            live = _LiveWindow(f"posepipe: camera {device}")
+        except Exception:  # noqa: BLE001 - no display, or Python without Tk
+            click.echo("posepipe: no display for a live window; tracking without one", err=True)
+    with CameraSource(device) as frames:
+        code = _track_video(frames, opts, smooth, None, output, overlay, csv_path, parquet_path,
+                            progress=False, live=live)
+    sys.exit(0 if code == 130 else code)  # stopping the camera is the normal end
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("-o", "--output", default="angles.csv", show_default=True, help="CSV of angles to write.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="PNG of the angles over time (one track).")
+@click.option("--track-id", type=int, help="Only this person (default: every track).")
+@click.option("--visibility-threshold", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+              help="Angles with a landmark less visible than this are left empty.")
+def angles(input_path, output, plot, track_id, visibility_threshold):
+    """Joint angles (elbows, shoulders, hips, knees, ankles, trunk; 2-D and 3-D) from posepipe's
+    JSON lines, CSV or Parquet output."""
+    from .angles import angle_table, plot_angles, write_angles_csv
+    from .exports import load_pose_table
+
+    series = load_pose_table(input_path)
+    if track_id is not None:
+        if track_id not in series:
+            raise PosepipeError(f"{input_path} has no track {track_id} (tracks: {', '.join(map(str, series))})")
+        series = {track_id: series[track_id]}
+    tables = [angle_table(s, visibility_threshold) for s in series.values()]
+    write_angles_csv(tables, output)
+    written = [output]
+    if plot:
+        first = next(iter(series.values()))
+        plot_angles(tables[0], plot, source=first.source)
+        written.append(f"{plot} (track {first.track_id})")
+    frames = len(set().union(*(s.frame.tolist() for s in series.values())))
+    click.echo(f"{frames} frames, {len(series)} track(s): wrote {', '.join(written)}")
 
 
 def run() -> None:

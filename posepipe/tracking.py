@@ -1,0 +1,144 @@
+"""Video mode: follow people from frame to frame as MediaPipe's ``pose_landmark_cpu.pbtxt`` does.
+
+Each tracked person's next crop comes from this frame's (smoothed) auxiliary landmarks, so
+the detector runs only while fewer than ``num_poses`` people are tracked: for one person,
+on the first frame and after the pose is lost (presence at or below its threshold).
+Every person keeps a track id, and their own filters, until lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .detector import box_iou
+from .pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
+from .results import Poses
+from .roi import RegionOfInterest, roi_from_alignment_points
+from .smoothing import PoseSmoother
+
+# A new detection whose box overlaps a tracked person's this much is that person again.
+SAME_PERSON_IOU = 0.5
+
+
+@dataclass
+class Track:
+    id: int
+    roi: RegionOfInterest  # where to look in the next frame
+    smoother: PoseSmoother = field(repr=False)
+
+
+def _square(roi: RegionOfInterest) -> np.ndarray:
+    h = roi.size / 2
+    return np.array([roi.x - h, roi.y - h, roi.x + h, roi.y + h])
+
+
+class PoseTracker:
+    """Landmarks for a sequence of frames (MediaPipe's ``static_image_mode=False``).
+
+    >>> with PoseTracker(num_poses=2) as tracker:              # doctest: +SKIP
+    ...     for t_ms, frame in frames:
+    ...         poses = tracker.process(frame, t_ms)             # poses.track_ids is set
+
+    ``smooth`` turns MediaPipe's landmark filtering on (default) or off. Timestamps must
+    increase; the filters adapt to the actual frame intervals.
+    """
+
+    def __init__(self, options: PoseLandmarkerOptions | None = None, smooth: bool = True,
+                 landmarker: PoseLandmarker | None = None, **overrides):
+        self.landmarker = landmarker or PoseLandmarker(options, **overrides)
+        self.options = self.landmarker.options
+        self.smooth = smooth
+        self.tracks: list[Track] = []
+        self.next_id = 0
+        self.times = StageTimes()
+
+    def __enter__(self) -> "PoseTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def reset(self) -> None:
+        """Forget everyone (for a new, unrelated sequence)."""
+        self.tracks = []
+
+    def process(self, image: np.ndarray, timestamp_ms: float) -> Poses:
+        image = as_rgb_uint8(image)
+        height, width = image.shape[:2]
+        lm = self.landmarker
+        t0 = time.perf_counter()
+        rois = [t.roi for t in self.tracks]
+        if len(self.tracks) < self.options.num_poses:
+            rois += self._new_rois(image, rois)
+        t1 = time.perf_counter()
+        self.times = StageTimes(detector=t1 - t0)
+        if not rois:
+            self.tracks = []
+            return Poses.empty(width, height)
+
+        batch = lm.landmark_model.preprocess(image, rois)
+        t2 = time.perf_counter()
+        outputs = lm.landmark_model.infer(batch)
+        t3 = time.perf_counter()
+        poses = self._update(outputs, rois, (width, height), timestamp_ms / 1000.0)
+        t4 = time.perf_counter()
+        self.times.landmark_preprocess, self.times.landmark_model, self.times.postprocess = t2 - t1, t3 - t2, t4 - t3
+        return poses
+
+    def _new_rois(self, image: np.ndarray, tracked: list[RegionOfInterest]) -> list[RegionOfInterest]:
+        """Crops for detected people not already tracked, best first, up to ``num_poses`` in all."""
+        detections = self.landmarker.detector.detect(image)
+        taken = [_square(r) for r in tracked]
+        new = []
+        for kp in detections.keypoints:
+            if len(tracked) + len(new) >= self.options.num_poses:
+                break
+            roi = roi_from_alignment_points(kp[0], kp[1])
+            if taken and box_iou(_square(roi), np.array(taken)).max() > SAME_PERSON_IOU:
+                continue
+            taken.append(_square(roi))
+            new.append(roi)
+        return new
+
+    def _update(self, outputs: list[np.ndarray], rois: list[RegionOfInterest], image_size: tuple[int, int],
+                time_s: float) -> Poses:
+        """Decode, smooth per track, and move each surviving track's crop to its new place."""
+        lm = self.landmarker
+        n_tracked = len(self.tracks)
+        present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
+        decoded = lm.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
+                                                image_size, self.options.output_segmentation_masks)
+        tracks, kept, boxes = [], [], []
+        for i, out in zip(present, decoded):
+            if i < n_tracked:
+                track = self.tracks[i]
+            else:
+                track = Track(self.next_id, rois[i], PoseSmoother(self.smooth))
+                self.next_id += 1
+            s = track.smoother(time_s, out.landmarks, out.visibility, out.world, out.auxiliary, out.mask)
+            # Two crops that converged on one person: keep the older track.
+            box = np.concatenate([s.landmarks[:, :2].min(0), s.landmarks[:, :2].max(0)])
+            if boxes and box_iou(box, np.array(boxes)).max() > SAME_PERSON_IOU:
+                continue
+            boxes.append(box)
+            track.roi = roi_from_alignment_points(s.auxiliary_landmarks[0, :2], s.auxiliary_landmarks[1, :2])
+            tracks.append(track)
+            kept.append((i, out, s))
+        self.tracks = tracks  # a person not present is lost: their filters go with them (MediaPipe resets)
+        if not kept:
+            return Poses.empty(*image_size)
+        f32 = lambda xs: np.stack(xs).astype(np.float32)  # noqa: E731
+        return Poses(
+            landmarks=f32([s.landmarks for _, _, s in kept]), visibility=f32([s.visibility for _, _, s in kept]),
+            presence=f32([o.presence for _, o, _ in kept]), world_landmarks=f32([s.world_landmarks for _, _, s in kept]),
+            scores=np.array([o.score for _, o, _ in kept], np.float32),
+            rois=np.stack([rois[i].as_array() for i, _, _ in kept]),
+            auxiliary_landmarks=f32([s.auxiliary_landmarks for _, _, s in kept]), image_size=image_size,
+            masks=f32([s.mask for _, _, s in kept]) if self.options.output_segmentation_masks else None,
+            track_ids=np.array([t.id for t in tracks], np.int64))
