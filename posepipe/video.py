@@ -113,6 +113,9 @@ class PyAVSource(FrameSource):
             raise PosepipeError(f"{self.name}: decoding failed after {index} frames ({_av_error(exc)})") from None
         if index == 0:
             raise PosepipeError(f"{self.name}: no frames could be decoded")
+        if self.frame_count and index < self.frame_count - 1:  # containers may count one frame loosely
+            raise PosepipeError(f"{self.name}: the video ends after {index} of its {self.frame_count} frames "
+                                "(truncated or corrupt); the frames before were processed")
 
     def close(self) -> None:
         self.container.close()
@@ -215,7 +218,7 @@ class VideoWriter:
         self.stream = self.container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
         self.stream.width, self.stream.height = width - width % 2, height - height % 2  # yuv420p: even sides
         self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = self.time_base
+        self.stream.codec_context.time_base = self.time_base  # the muxer picks the stream's own
         if codec == "libx264":
             self.stream.options = {"crf": "20", "preset": "veryfast"}
         self.last_pts = -1
