@@ -71,6 +71,14 @@ def project_world(world: np.ndarray, roi: RegionOfInterest) -> np.ndarray:
     return np.concatenate([world[:, :2] @ rot.T, world[:, 2:3]], axis=1)
 
 
+MASK_OUTPUT = 2  # index of the segmentation logits among the model's outputs
+
+
+def select(outputs: list[np.ndarray | None], rows: list[int]) -> list[np.ndarray | None]:
+    """The given batch rows of every output (a dropped output stays None)."""
+    return [None if o is None else o[rows] for o in outputs]
+
+
 @dataclass
 class LandmarkOutput:
     """One person's landmark-model result, in image coordinates."""

@@ -12,7 +12,7 @@ import numpy as np
 from .assets import cache_dir, resolve_models
 from .detector import PoseDetector
 from .errors import ImageError, PosepipeError
-from .landmarks import LandmarkModel
+from .landmarks import MASK_OUTPUT, LandmarkModel, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
 from .runtime import BACKENDS, load_model
@@ -91,7 +91,10 @@ class PoseLandmarker:
         cache = cache_dir()
         self.detector = PoseDetector(load_model(detector_path, options.backend, cache, options.threads),
                                      options.min_pose_detection_confidence)
-        self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads))
+        # Without masks, ONNX Runtime runs the landmark model minus its segmentation decoder.
+        drop = () if options.output_segmentation_masks else (MASK_OUTPUT,)
+        self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
+                                                       drop_outputs=drop))
         self.times = StageTimes()
 
     def __enter__(self) -> "PoseLandmarker":
@@ -137,7 +140,7 @@ class PoseLandmarker:
                            image_size: tuple[int, int]) -> Poses:
         """Decode raw landmark-model outputs, keeping the poses whose presence passes the threshold."""
         present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
-        results = self.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
+        results = self.landmark_model.postprocess(select(outputs, present), [rois[i] for i in present],
                                                   image_size, self.options.output_segmentation_masks)
         if not results:
             return Poses.empty(*image_size)

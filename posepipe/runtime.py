@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelError
-from .graph import Graph, import_tflite
+from .graph import Graph, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
 # Bump when the emitted ONNX changes, so cached conversions are rebuilt.
@@ -105,13 +105,18 @@ def to_onnx(graph: Graph):
     return model
 
 
-def onnx_path_for(tflite_path: Path, cache_dir: Path) -> Path:
-    """The cached ONNX conversion of a ``.tflite`` file, converted on first use."""
+def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, ...] = ()) -> Path:
+    """The cached ONNX conversion of a ``.tflite`` file, converted on first use, without the
+    branches that only feed the outputs numbered in ``drop_outputs``."""
     digest = hashlib.sha256(tflite_path.read_bytes()).hexdigest()[:16]
-    target = cache_dir / "onnx" / f"{tflite_path.stem}-{digest}-v{_EMITTER_VERSION}.onnx"
+    variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
+    target = cache_dir / "onnx" / f"{tflite_path.stem}-{digest}-v{_EMITTER_VERSION}{variant}.onnx"
     if target.is_file():
         return target
-    model = to_onnx(import_tflite(tflite_path))
+    graph = import_tflite(tflite_path)
+    if drop_outputs:
+        graph = keep_outputs(graph, [n for i, n in enumerate(graph.outputs) if i not in drop_outputs])
+    model = to_onnx(graph)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write to a temporary name, then rename: a full disk or a crash never leaves half a file.
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
@@ -130,7 +135,7 @@ def onnx_path_for(tflite_path: Path, cache_dir: Path) -> Path:
 class OnnxRuntimeModel:
     """An ONNX model in an ONNX Runtime session (CPU, or CUDA where ORT has it)."""
 
-    def __init__(self, onnx_path: str | Path, threads: int = 0, device: str = "cpu"):
+    def __init__(self, onnx_path: str | Path, threads: int = 0, device: str = "cpu", dropped: tuple[int, ...] = ()):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -151,9 +156,14 @@ class OnnxRuntimeModel:
         self.input_name = inp.name
         self.input_size = (int(inp.shape[2]), int(inp.shape[3]))
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.dropped = sorted(dropped)
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+    def run(self, batch: np.ndarray) -> list[np.ndarray | None]:
+        """The outputs in the original model's order; a dropped output is None."""
+        outputs = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+        for i in self.dropped:
+            outputs.insert(i, None)
+        return outputs
 
 
 class LiteRTModel:
@@ -192,15 +202,22 @@ def litert_available() -> bool:
 
 
 def load_model(tflite_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
-               onnx_path: str | Path | None = None) -> Model:
-    """Open a model for inference. ``onnx_path`` overrides the converted file (e.g. a trained model)."""
+               onnx_path: str | Path | None = None, drop_outputs: tuple[int, ...] = ()) -> Model:
+    """Open a model for inference. ``onnx_path`` overrides the converted file (e.g. a trained model).
+
+    ``drop_outputs``: outputs the caller does not need. ONNX Runtime then runs a network
+    without the branches that compute them (LiteRT runs the ``.tflite`` as it is).
+    """
     tflite_path = Path(tflite_path)
     if backend == "auto":
-        # bench/still_images.py measured LiteRT's XNNPACK ~1.9x faster than ONNX Runtime on a
-        # 2-core CPU for one image at a time; ONNX Runtime stays for GPUs and trained models.
-        backend = "onnxruntime" if onnx_path or not litert_available() else "litert"
+        # The benchmarks (bench/) measured on a 2-core CPU: LiteRT's XNNPACK ~1.9x faster than
+        # ONNX Runtime on the whole network, ONNX Runtime ~2x faster than LiteRT once a
+        # network sheds an unused branch (the landmark model without its segmentation head).
+        backend = "onnxruntime" if onnx_path or drop_outputs or not litert_available() else "litert"
     if backend == "onnxruntime":
-        return OnnxRuntimeModel(onnx_path or onnx_path_for(tflite_path, cache_dir), threads)
+        if onnx_path:
+            return OnnxRuntimeModel(onnx_path, threads)
+        return OnnxRuntimeModel(onnx_path_for(tflite_path, cache_dir, drop_outputs), threads, dropped=drop_outputs)
     if backend == "litert":
         return LiteRTModel(tflite_path, threads)
     raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detector import box_iou
+from .landmarks import select
 from .pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
@@ -112,7 +113,7 @@ class PoseTracker:
         lm = self.landmarker
         n_tracked = len(self.tracks)
         present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
-        decoded = lm.landmark_model.postprocess([o[present] for o in outputs], [rois[i] for i in present],
+        decoded = lm.landmark_model.postprocess(select(outputs, present), [rois[i] for i in present],
                                                 image_size, self.options.output_segmentation_masks)
         tracks, kept, boxes = [], [], []
         for i, out in zip(present, decoded):
