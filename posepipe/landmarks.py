@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .roi import RegionOfInterest, warp_to_image, warp_to_tensor
+from .roi import RegionOfInterest, warp_crop, warp_to_image
 from .runtime import Model
 
 INPUT_SIZE = 256
@@ -99,7 +99,10 @@ class LandmarkModel:
         self.model = model
 
     def preprocess(self, image: np.ndarray, rois: list[RegionOfInterest]) -> np.ndarray:
-        return np.stack([warp_to_tensor(image, roi, INPUT_SIZE) for roi in rois]) * np.float32(1 / 255)
+        batch = np.empty((len(rois), 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+        for slot, roi in zip(batch, rois):  # one pass per crop: HWC uint8 → CHW float in [0, 1]
+            np.multiply(warp_crop(image, roi, INPUT_SIZE).transpose(2, 0, 1), np.float32(1 / 255), out=slot)
+        return batch
 
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         """Raw outputs: landmarks (B, 195), presence (B, 1), mask logits (B, 1, 256, 256),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 import cv2
@@ -100,12 +99,6 @@ def crop_matrix(roi: RegionOfInterest, tensor_size: int) -> np.ndarray:
     return cv2.getPerspectiveTransform(corners, targets)
 
 
-@lru_cache(maxsize=8)
-def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    return xs, ys
-
-
 def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point ``cv2.remap`` maps for an image → tensor perspective matrix.
 
@@ -114,31 +107,41 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.
     The difference is invisible to the eye but moves BlazePose's landmarks by up to a few
     pixels, so we rebuild the old sampling: integer coordinates in ``map1``, the 1/32
     fractions as a table index in ``map2`` (remap then uses the same integer weights).
+    This runs once per person per frame, hence the in-place arithmetic.
     """
-    inverse = np.linalg.inv(matrix)
-    xs, ys = _pixel_grid(tensor_size)
-    w = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
-    w = np.where(w != 0, 32.0 / np.where(w != 0, w, 1), 0.0)
-    x = np.rint((inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * w)
-    y = np.rint((inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * w)
-    x = np.clip(x, -(2**31), 2**31 - 1).astype(np.int64)
-    y = np.clip(y, -(2**31), 2**31 - 1).astype(np.int64)
-    map1 = np.clip(np.stack([x >> 5, y >> 5], axis=-1), -32768, 32767).astype(np.int16)
-    map2 = ((y & 31) * 32 + (x & 31)).astype(np.uint16)
+    inv = np.linalg.inv(matrix)
+    xs = np.arange(tensor_size, dtype=np.float64)[None, :]
+    ys = np.arange(tensor_size, dtype=np.float64)[:, None]
+    # OpenCV's order of operations, (m0 * x + m1 * y) + m2, so that the rounding is the same.
+    w = inv[2, 0] * xs + inv[2, 1] * ys
+    w += inv[2, 2]
+    np.divide(32.0, w, out=w, where=w != 0)
+    coords = []
+    for row in (0, 1):
+        c = inv[row, 0] * xs + inv[row, 1] * ys
+        c += inv[row, 2]
+        c *= w
+        coords.append(np.clip(np.rint(c, out=c), -2.0**31, 2.0**31 - 1, out=c).astype(np.int32))
+    x, y = coords
+    map1 = np.empty((tensor_size, tensor_size, 2), np.int16)
+    map1[..., 0] = np.clip(x >> 5, -32768, 32767)
+    map1[..., 1] = np.clip(y >> 5, -32768, 32767)
+    map2 = ((y & 31) << 5 | (x & 31)).astype(np.uint16)
     return map1, map2
 
 
-def warp_to_tensor(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:
-    """Crop ``roi`` out of an RGB uint8 image into a (3, S, S) float32 tensor in [0, 255].
-
-    Bilinear sampling on the uint8 image, as MediaPipe's OpenCV converter does, then one
-    conversion to float; callers apply their value range (the detector [-1, 1], the
-    landmark model [0, 1]).
-    """
+def warp_crop(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:
+    """Crop ``roi`` out of an RGB uint8 image into an (S, S, 3) uint8 picture, sampled
+    bilinearly on the uint8 image as MediaPipe's OpenCV converter does."""
     mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
     map1, map2 = sampling_maps(crop_matrix(roi, tensor_size), tensor_size)
-    crop = cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=mode, borderValue=0)
-    return crop.transpose(2, 0, 1).astype(np.float32)
+    return cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=mode, borderValue=0)
+
+
+def warp_to_tensor(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:
+    """The crop as a (3, S, S) float32 tensor in [0, 255]; callers apply their value range
+    (the detector [-1, 1], the landmark model [0, 1])."""
+    return warp_crop(image, roi, tensor_size, border).transpose(2, 0, 1).astype(np.float32)
 
 
 def warp_to_image(plane: np.ndarray, roi: RegionOfInterest, width: int, height: int) -> np.ndarray:

@@ -86,7 +86,8 @@ class PyAVSource(FrameSource):
             self.container.close()
             raise PosepipeError(f"{target}: has no video stream")
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the model
+        # One decoding thread: it already runs beside the models, and FFmpeg's frame threads
+        # cost more CPU than they save on a small machine (bench/video_tracking.py).
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 30.0
         self.frame_count = self.stream.frames or None
