@@ -24,6 +24,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed .bench/mediapipe/bin/python
 	$(BIN)/python bench/still_images.py --mediapipe-python .bench/mediapipe/bin/python
+	$(BIN)/python bench/video_tracking.py --mediapipe-python .bench/mediapipe/bin/python
 
 clean:
 	rm -rf $(VENV) .bench out

@@ -108,9 +108,9 @@ def main() -> None:
     mp_result = json.loads(proc.stdout.strip().splitlines()[-1])
 
     rows = [("MediaPipe 0.10.21 (static_image_mode, complexity 1)", mp_result["seconds"], mp_result["found"])]
-    for backend in ("litert", "onnxruntime"):
+    for backend in ("auto", "litert", "onnxruntime"):
         seconds, found = time_posepipe(images, backend, args.repeats)
-        rows.append((f"posepipe, {backend}", seconds, found))
+        rows.append((f"posepipe, {'default (auto)' if backend == 'auto' else backend}", seconds, found))
     floor = time_models_floor(images, args.repeats, mp_result["found"])
 
     base = rows[0][1]

@@ -8,7 +8,7 @@ line per frame. posepipe runs ``posepipe video``'s own path: PyAV decoding on a 
 the tracker, a writer thread for the JSON lines. Each figure is the median of
 ``--repeats`` whole passes; per-stage milliseconds are posepipe's (decode and write run on
 their own threads, so they overlap the models). The floor is the landmark model alone,
-once per frame, in LiteRT's XNNPACK interpreter.
+once per frame, as the default runs it.
 """
 
 from __future__ import annotations
@@ -75,20 +75,19 @@ def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, 
 
 
 def landmark_model_floor(repeats: int) -> float:
-    from ai_edge_litert.interpreter import Interpreter
+    """The landmark model alone, as the default runs it (ONNX Runtime, no mask head), batch of one."""
+    from posepipe.assets import cache_dir, resolve_models
+    from posepipe.landmarks import MASK_OUTPUT
+    from posepipe.runtime import load_model
 
-    from posepipe.assets import resolve_models
-
-    interp = Interpreter(model_path=str(resolve_models()[1]))
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    interp.set_tensor(inp["index"], np.random.default_rng(0).uniform(0, 1, inp["shape"]).astype(np.float32))
+    model = load_model(resolve_models()[1], "auto", cache_dir(), drop_outputs=(MASK_OUTPUT,))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)
     for _ in range(5):
-        interp.invoke()
+        model.run(x)
     runs = []
     for _ in range(50 * repeats):
         t = time.perf_counter()
-        interp.invoke()
+        model.run(x)
         runs.append(time.perf_counter() - t)
     return statistics.median(runs)
 
@@ -126,7 +125,7 @@ def main() -> None:
         cells = ["", "", "", "", "", ""] if stages is None else [f"{stages[k]:.2f}" for k in (
             "decode", "detector", "landmark_preprocess", "landmark_model", "postprocess", "write")]
         print(f"| {name} | {n / seconds:.1f} | {base / seconds:.2f}x | " + " | ".join(cells) + " |")
-    print(f"| floor: landmark model alone, LiteRT XNNPACK | {n / floor:.1f} | {base / floor:.2f}x | | | | "
+    print(f"| floor: landmark model alone (ONNX Runtime, no mask head) | {n / floor:.1f} | {base / floor:.2f}x | | | | "
           f"{1000 * floor / n:.2f} | | |")
     print("stage columns: ms per frame (decode and write run on their own threads, beside the models)")
 

@@ -32,14 +32,14 @@ def model_options(f):
     return f
 
 
-def _landmarker(opts: dict, masks: bool = False):
+def _landmarker(opts: dict, masks: bool = False, video: bool = False):
     from .pipeline import PoseLandmarker, PoseLandmarkerOptions
 
     return PoseLandmarker(PoseLandmarkerOptions(
         num_poses=opts["num_poses"], min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], backend=opts["backend"],
         threads=opts["threads"], detector_model=opts["detector_model"], landmark_model=opts["landmark_model"],
-        output_segmentation_masks=masks))
+        output_segmentation_masks=masks), video=video)
 
 
 def _fail(message: str, code: int = 2):
@@ -137,7 +137,7 @@ def trace(image_path, out_dir, **opts):
 def _tracker(opts: dict, smooth: bool):
     from .tracking import PoseTracker
 
-    return PoseTracker(smooth=smooth, landmarker=_landmarker(opts))
+    return PoseTracker(smooth=smooth, landmarker=_landmarker(opts, video=True))
 
 
 def _progress(total: int | None):

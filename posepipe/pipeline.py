@@ -79,7 +79,7 @@ class PoseLandmarker:
     ...     poses = landmarker.detect(rgb_image)
     """
 
-    def __init__(self, options: PoseLandmarkerOptions | None = None, **overrides):
+    def __init__(self, options: PoseLandmarkerOptions | None = None, *, video: bool = False, **overrides):
         options = options or PoseLandmarkerOptions()
         for key, value in overrides.items():
             if not hasattr(options, key):
@@ -93,7 +93,14 @@ class PoseLandmarker:
                                      options.min_pose_detection_confidence)
         # Without masks, ONNX Runtime runs the landmark model minus its segmentation decoder.
         drop = () if options.output_segmentation_masks else (MASK_OUTPUT,)
-        self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
+        landmark_backend = options.backend
+        if landmark_backend == "auto" and video and drop:
+            # In video the detector rarely runs and the landmark model is the whole cost: ONNX
+            # Runtime without the mask decoder is then fastest (bench/video_tracking.py). For
+            # stills, LiteRT on both models is (bench/still_images.py): two runtimes' thread
+            # pools fight over a small machine's cores.
+            landmark_backend = "onnxruntime"
+        self.landmark_model = LandmarkModel(load_model(landmark_path, landmark_backend, cache, options.threads,
                                                        drop_outputs=drop))
         self.times = StageTimes()
 

@@ -210,10 +210,9 @@ def load_model(tflite_path: str | Path, backend: str, cache_dir: Path, threads: 
     """
     tflite_path = Path(tflite_path)
     if backend == "auto":
-        # The benchmarks (bench/) measured on a 2-core CPU: LiteRT's XNNPACK ~1.9x faster than
-        # ONNX Runtime on the whole network, ONNX Runtime ~2x faster than LiteRT once a
-        # network sheds an unused branch (the landmark model without its segmentation head).
-        backend = "onnxruntime" if onnx_path or drop_outputs or not litert_available() else "litert"
+        # bench/still_images.py measured LiteRT's XNNPACK ~1.9x faster than ONNX Runtime on a
+        # 2-core CPU for one image at a time; ONNX Runtime stays for GPUs and trained models.
+        backend = "onnxruntime" if onnx_path or not litert_available() else "litert"
     if backend == "onnxruntime":
         if onnx_path:
             return OnnxRuntimeModel(onnx_path, threads)
