@@ -195,7 +195,6 @@ def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parq
         if zero_lag is not None:
             return _track_zero_lag(source, tracker, zero_lag, output, overlay, csv_path, parquet_path, progress)
         sinks = _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default=live is None)
-        sinks += [live] if live else []
         bar = _progress(source.frame_count) if progress else None
         try:
             if bar:
@@ -203,13 +202,15 @@ def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parq
                 task = bar.add_task(Path(source.name).name[:40], total=source.frame_count, fps=0.0)
                 started = time.perf_counter()
 
-                def tick(frame):
+                def tick(frame, _poses):
                     done = frame.index + 1
                     bar.update(task, completed=done, fps=done / max(1e-9, time.perf_counter() - started))
-            stats = run_video(source, tracker, sinks, on_frame=tick if bar else None)
+            stats = run_video(source, tracker, sinks, on_frame=tick if bar else live.show if live else None)
         finally:
             if bar:
                 bar.stop()
+            if live:
+                live.close()
             _close_all(sinks)
     return _report(stats)
 
@@ -298,7 +299,8 @@ def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps
 
 
 class _LiveWindow:
-    """A Tk window showing the drawn frames (the headless OpenCV wheel has no windows)."""
+    """A Tk window showing the drawn frames (the headless OpenCV wheel has no windows).
+    Tk wants one thread, so it is fed from the tracking loop's own thread."""
 
     def __init__(self, title: str):
         import tkinter
@@ -317,7 +319,7 @@ class _LiveWindow:
     def _close(self) -> None:
         self.closed = True
 
-    def write(self, frame, poses) -> None:
+    def show(self, frame, poses) -> None:
         import tkinter
 
         if self.closed:

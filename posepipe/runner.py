@@ -66,8 +66,11 @@ class _Worker(threading.Thread):
 
 
 def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
-              on_frame: Callable[[Frame], None] | None = None, prefetch: int = 4) -> RunStats:
-    """Track every frame of ``source`` and hand (frame, poses) to each sink, in order."""
+              on_frame: Callable[[Frame, Poses], None] | None = None, prefetch: int = 4) -> RunStats:
+    """Track every frame of ``source`` and hand (frame, poses) to each sink, in order.
+
+    ``on_frame`` runs on the calling thread after each frame (progress, a live window).
+    """
     stats = RunStats()
     frames: queue.Queue = queue.Queue(prefetch)
     results: queue.Queue = queue.Queue(prefetch * 2)
@@ -112,7 +115,7 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
             results.put((frame, poses))
             stats.frames += 1
             if on_frame:
-                on_frame(frame)
+                on_frame(frame, poses)
     except KeyboardInterrupt:
         stats.interrupted = True
     finally:
