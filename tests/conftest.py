@@ -16,6 +16,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared (images and MediaPipe reference) is absent")
 
 
+def relative_errors(landmarks: np.ndarray, reference_pose: dict) -> np.ndarray:
+    """Per-landmark distances to a reference record's pose, as shares of the person's size
+    (the longer side of the reference landmarks' box)."""
+    ref = np.array([[p["x"], p["y"]] for p in reference_pose["landmarks"]])
+    return np.linalg.norm(landmarks[:, :2] - ref, axis=1) / np.ptp(ref, axis=0).max()
+
+
 def sample_image(name: str) -> np.ndarray:
     """The two dependency-shipped photos, as RGB uint8."""
     if name == "grace_hopper.jpg":

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, needs_shared, sample_image
+from tests.conftest import SHARED, needs_shared, relative_errors, sample_image
 
 REFERENCE = SHARED / "reference" / "mediapipe-0.10.21" / "images.jsonl"
 
@@ -31,9 +31,7 @@ def test_landmarks_match_mediapipe(model_paths, backend):
         ours, theirs = len(poses) > 0, len(rec["poses"]) > 0
         agree += ours == theirs
         if ours and theirs:
-            ref = np.array([[p["x"], p["y"]] for p in rec["poses"][0]["landmarks"]])
-            size = np.ptp(ref, axis=0).max()
-            errors.append(np.linalg.norm(poses.landmarks[0, :, :2] - ref, axis=1) / size)
+            errors.append(relative_errors(poses.landmarks[0], rec["poses"][0]))
     errors = np.concatenate(errors)
     print(f"{backend}: found/not found as MediaPipe: {agree}/34; median {np.median(errors):.4%}, "
           f"p95 {np.percentile(errors, 95):.4%} of person size")

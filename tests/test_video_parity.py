@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import SHARED, needs_shared
+from tests.conftest import SHARED, needs_shared, relative_errors
 
 VIDEO = SHARED / "data" / "video" / "street_720p_205f.avi"
 REFERENCE = SHARED / "reference" / "mediapipe-0.10.21"
@@ -39,9 +39,7 @@ def test_tracking_matches_mediapipe(model_paths, street_frames, backend, smooth)
             ours, theirs = len(poses) > 0, len(rec["poses"]) > 0
             agree += ours == theirs
             if ours and theirs:
-                ref = np.array([[p["x"], p["y"]] for p in rec["poses"][0]["landmarks"]])
-                size = np.ptp(ref, axis=0).max()
-                errors.append(np.linalg.norm(poses.landmarks[0, :, :2] - ref, axis=1) / size)
+                errors.append(relative_errors(poses.landmarks[0], rec["poses"][0]))
                 assert poses.track_ids.tolist() == [0]  # one person, one track all along
     errors = np.concatenate(errors)
     print(f"{backend} {name}: pose on the same frames {agree}/205, detector ran on {detector_runs} frames, "
