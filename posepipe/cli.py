@@ -193,7 +193,7 @@ def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parq
 
     with _tracker(opts, smooth and zero_lag is None) as tracker:
         if zero_lag is not None:
-            return _track_zero_lag(source, tracker, zero_lag, output, overlay, csv_path, parquet_path, progress)
+            return _track_zero_lag(source, tracker, zero_lag, output, overlay, csv_path, parquet_path)
         sinks = _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default=live is None)
         bar = _progress(source.frame_count) if progress else None
         try:
@@ -215,9 +215,10 @@ def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parq
     return _report(stats)
 
 
-def _track_zero_lag(source, tracker, cutoff, output, overlay, csv_path, parquet_path, progress) -> int:
-    """Two passes: track everything unsmoothed, filter each track both ways, then write."""
-    from .runner import RunStats, run_video, smooth_offline
+def _track_zero_lag(source, tracker, cutoff, output, overlay, csv_path, parquet_path) -> int:
+    """Two passes: track everything unsmoothed, filter each track both ways, then write.
+    An interrupted first pass still writes the frames it tracked."""
+    from .runner import OverlaySink, run_video, smooth_offline
     from .video import open_source
 
     class Collect:
@@ -230,25 +231,26 @@ def _track_zero_lag(source, tracker, cutoff, output, overlay, csv_path, parquet_
         def close(self):
             pass
 
-    if source.frame_count is None and "://" in source.name:
+    if "://" in source.name:
         raise PosepipeError("the zero-lag filter needs the whole recording: use it on files, not streams")
     collect = Collect()
     stats = run_video(source, tracker, [collect])
-    if stats.interrupted:
-        return _report(stats)
     smooth_offline(collect.items, cutoff)
     sinks = _open_sinks(source, output, overlay, csv_path, parquet_path)
-    overlay_sink = next((s for s in sinks if type(s).__name__ == "OverlaySink"), None)
     try:
-        frames = iter(open_source(source.name)) if overlay_sink else None
-        for frame, poses in collect.items:
-            if frames is not None:  # second decode for the drawing: frames are not kept in memory
-                frame = next(frames, frame)
-            for sink in sinks:
-                sink.write(frame, poses)
+        if any(isinstance(s, OverlaySink) for s in sinks):
+            # Second decode for the drawing: frames are not kept in memory.
+            with open_source(source.name) as again:
+                for (_, poses), frame in zip(collect.items, again):
+                    for sink in sinks:
+                        sink.write(frame, poses)
+        else:
+            for frame, poses in collect.items:
+                for sink in sinks:
+                    sink.write(frame, poses)
     finally:
         _close_all(sinks)
-    return _report(RunStats(frames=stats.frames, failed_frames=stats.failed_frames))
+    return _report(stats)
 
 
 def _report(stats) -> int:
