@@ -42,20 +42,29 @@ def refine_with_heatmap(landmarks: np.ndarray, heatmaps: np.ndarray, kernel: int
     the heatmap stay as they are. Windows shrink at the border (zero padding).
     """
     out = landmarks.copy()
-    h, w = heatmaps.shape[2:]
+    b, k, h, w = heatmaps.shape
     half = (kernel - 1) // 2
     # Truncation toward zero, as the C++ int conversion.
     cols = np.trunc(landmarks[..., 0] * w).astype(np.int64)
     rows = np.trunc(landmarks[..., 1] * h).astype(np.int64)
     inside = (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    for i, j in zip(*np.nonzero(inside)):
-        r0, r1 = max(0, rows[i, j] - half), min(h, rows[i, j] + half + 1)
-        c0, c1 = max(0, cols[i, j] - half), min(w, cols[i, j] + half + 1)
-        window = sigmoid(heatmaps[i, j, r0:r1, c0:c1].astype(np.float32))
-        total = window.sum()
-        if window.max() >= min_confidence and total > 0:
-            out[i, j, 0] = (window.sum(0) @ np.arange(c0, c1)) / w / total
-            out[i, j, 1] = (window.sum(1) @ np.arange(r0, r1)) / h / total
+    # All windows at once: (B, 39, kernel, kernel) gathered with clipped indices; cells that
+    # fall outside the heatmap get zero weight, which is what a shrunken window means.
+    offsets = np.arange(-half, half + 1)
+    win_rows = rows[..., None] + offsets  # (B, 39, kernel)
+    win_cols = cols[..., None] + offsets
+    valid = (((win_rows >= 0) & (win_rows < h))[..., :, None] & ((win_cols >= 0) & (win_cols < w))[..., None, :])
+    batch = np.arange(b)[:, None, None, None]
+    point = np.arange(k)[None, :, None, None]
+    logits = heatmaps[batch, point, np.clip(win_rows, 0, h - 1)[..., :, None], np.clip(win_cols, 0, w - 1)[..., None, :]]
+    window = np.where(valid, sigmoid(logits.astype(np.float32)), np.float32(0))
+    total = window.sum(axis=(2, 3))
+    refine = inside & (window.max(axis=(2, 3)) >= min_confidence) & (total > 0)
+    safe_total = np.where(total > 0, total, 1)
+    x = (window.sum(axis=2) * win_cols).sum(-1) / safe_total / w
+    y = (window.sum(axis=3) * win_rows).sum(-1) / safe_total / h
+    out[..., 0] = np.where(refine, x, out[..., 0])
+    out[..., 1] = np.where(refine, y, out[..., 1])
     return out
 
 
