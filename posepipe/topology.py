@@ -26,3 +26,9 @@ RIGHT_LANDMARKS = frozenset(i for i, n in enumerate(LANDMARK_NAMES) if n.startsw
 FLIP_INDEX: tuple[int, ...] = tuple(
     LANDMARK_INDEX[n.replace("left", "#").replace("right", "left").replace("#", "right")] for n in LANDMARK_NAMES
 )
+
+# The 17 COCO keypoints in COCO's order, as BlazePose landmark indices.
+COCO_TO_BLAZEPOSE: tuple[int, ...] = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+# COCO's per-keypoint OKS sigmas (pycocotools' defaults), in the same order.
+COCO_SIGMAS: tuple[float, ...] = (.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
+                                  .107, .107, .087, .087, .089, .089)
