@@ -174,3 +174,205 @@ def test_bad_jsonl_records(tmp_path, photo_dir):
     (photo_dir / "labels.jsonl").write_text(json.dumps(good) + "\n")
     with pytest.raises(PosepipeError, match='line 1, pose 0, landmark 3 has no "visibility"'):
         load_labels(photo_dir / "labels.jsonl")
+
+
+# --- training crops -------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from posepipe.landmarks import LandmarkModel  # noqa: E402
+from posepipe.roi import RegionOfInterest  # noqa: E402
+from posepipe.topology import FLIP_INDEX  # noqa: E402
+from posepipe.training.data import Augmentation, CropDataset, roi_for_person, split_people  # noqa: E402
+
+HIPS_SHOULDERS = [23, 24, 11, 12]
+
+
+def person_from(points: dict[int, tuple[float, float]], image: Path, bbox=None, visibility=1.0) -> LabelledPerson:
+    keypoints = np.full((33, 2), np.nan, np.float32)
+    for k, xy in points.items():
+        keypoints[k] = xy
+    labelled = ~np.isnan(keypoints[:, 0])
+    if bbox is None:
+        low, high = keypoints[labelled].min(0), keypoints[labelled].max(0)
+        bbox = [*low, *(high - low)]
+    return LabelledPerson(image=image, keypoints=keypoints, labelled=labelled,
+                          visibility=np.where(labelled, visibility, np.nan).astype(np.float32),
+                          bbox=np.asarray(bbox, np.float32))
+
+
+def dot_image(path: Path, centre: tuple[float, float], shape=(320, 320), sigma=3.0) -> Path:
+    """Dark grey with one bright Gaussian dot at a sub-pixel position."""
+    ys, xs = np.mgrid[: shape[0], : shape[1]]
+    blob = np.exp(-((xs - centre[0]) ** 2 + (ys - centre[1]) ** 2) / (2 * sigma**2))
+    cv2.imwrite(str(path), np.repeat((20 + 180 * blob)[..., None], 3, axis=2).round().astype(np.uint8))
+    return path
+
+
+def brightest(image: np.ndarray) -> np.ndarray:
+    """(x, y) of the brightest crop pixel; the centre of the plateau where clipping made several."""
+    total = image.sum(axis=0)
+    ys, xs = np.nonzero(total == total.max())
+    return np.array([xs.mean(), ys.mean()])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dot=st.tuples(st.floats(110, 210), st.floats(110, 210)), which=st.sampled_from([0, 7, 13, 15, 25, 27, 31]),
+       body=st.tuples(st.floats(-0.6, 0.6), st.floats(40, 90)), seed=st.integers(0, 10**6))
+def test_target_lands_where_the_crop_shows_it(tmp_path_factory, dot, which, body, seed):
+    """Draw a dot at one landmark: after any augmentation but occlusion the crop's brightest
+    pixel is the target, flipped or not, rotated or not."""
+    folder = tmp_path_factory.mktemp("dot")
+    image = dot_image(folder / "dot.png", dot)
+    tilt, half = body  # a body around the image centre, leaning by `tilt` radians
+    up = np.array([math.sin(tilt), -math.cos(tilt)])
+    side = np.array([math.cos(tilt), math.sin(tilt)]) * 20
+    hip, shoulder = np.array([160.0, 170.0]), np.array([160.0, 170.0]) + up * half
+    points = {23: hip + side, 24: hip - side, 11: shoulder + side, 12: shoulder - side, which: dot}
+    dataset = CropDataset([person_from(points, image)], Augmentation(occlusion=0.0), seed=seed)
+    sample = dataset[0]
+    # Only `which` is labelled of its left/right pair, so its (possibly swapped) index tells a flip.
+    index = which if sample["weight"][which] else FLIP_INDEX[which]
+    assert sample["weight"][index] == 1
+    target = sample["keypoints"][index] * 256
+    if np.all((target > 3) & (target < 253)):
+        assert np.linalg.norm(brightest(sample["image"]) - target) < 1.5
+
+
+def test_roi_rule(tmp_path):
+    image = tmp_path / "x.png"
+    # Upright body: hips at (100, 200), shoulders 80 px above, a wrist far out to the right.
+    points = {23: (90, 200), 24: (110, 200), 11: (90, 120), 12: (110, 120), 15: (220, 150)}
+    person = person_from(points, image, bbox=[80, 100, 150, 120])
+    roi = roi_for_person(person)
+    assert (roi.x, roi.y) == (100, 200) and abs(roi.rotation) < 1e-9
+    assert math.isclose(roi.size, 2 * 1.25 * math.hypot(120, 50))  # the wrist is the farthest point
+    # Lying down, shoulders to the left of the hips: turned so that they point up.
+    lying = person_from({23: (100, 190), 24: (100, 210), 11: (20, 190), 12: (20, 210)}, image)
+    assert math.isclose(roi_for_person(lying).rotation, -math.pi / 2)
+    # No hips: the box's centre; a tiny box still gives at least its size × 1.25.
+    head = person_from({0: (50, 60)}, image, bbox=[40, 40, 20, 60])
+    roi = roi_for_person(head)
+    assert (roi.x, roi.y, roi.size) == (50, 70, 2 * 1.25 * 30)
+    teacher = RegionOfInterest(1, 2, 3, 0.4)
+    person.roi = teacher
+    assert roi_for_person(person) is teacher
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-500, 500), st.floats(-500, 500)), min_size=1, max_size=33),
+       st.booleans())
+def test_every_labelled_point_fits_the_crop(points, with_box):
+    person = person_from(dict(enumerate(points)), Path("x.png"),
+                         bbox=[-100, -50, 30, 400] if with_box else None)
+    roi = roi_for_person(person)
+    matrix = roi.image_to_tensor(256)
+    targets = (person.keypoints[person.labelled] @ matrix[:, :2].T + matrix[:, 2]) / 256
+    assert np.all((targets >= 0.1 - 1e-6) & (targets <= 0.9 + 1e-6))  # inside with the 25 % margin
+    assert roi.size >= max(1.25 * person_size(person), 16) - 1e-6  # never smaller than the person
+
+
+@pytest.fixture()
+def astronaut_dataset(tmp_path) -> tuple[list[LabelledPerson], np.ndarray]:
+    rgb = sample_image("astronaut.png")
+    path = tmp_path / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    rng = np.random.default_rng(1)
+    people = [person_from({k: tuple(rng.uniform(150, 350, 2)) for k in range(33) if rng.random() < 0.7},
+                          path.resolve(), visibility=0.8) for _ in range(4)]
+    return people, rgb
+
+
+def test_flip_mirrors_and_swaps(astronaut_dataset):
+    people, _ = astronaut_dataset
+    plain = CropDataset(people, None)[1]
+    flipped = CropDataset(people, Augmentation(0.0, (1.0, 1.0), 0.0, 1.0, 0.0, 0.0, 0.0))[1]
+    assert np.array_equal(flipped["image"], plain["image"][:, :, ::-1])
+    swap = list(FLIP_INDEX)
+    assert np.array_equal(flipped["weight"], plain["weight"][swap])
+    labelled = plain["weight"][swap] > 0
+    assert np.allclose(flipped["keypoints"][labelled, 0], 255 / 256 - plain["keypoints"][swap][labelled, 0], atol=1e-6)
+    assert np.allclose(flipped["keypoints"][labelled, 1], plain["keypoints"][swap][labelled, 1], atol=1e-6)
+    assert swap[11] == 12 and swap[0] == 0  # left shoulder ↔ right shoulder, the nose stays
+
+
+def test_plain_crop_is_the_inference_crop(astronaut_dataset):
+    people, rgb = astronaut_dataset
+    sample = CropDataset(people, Augmentation.none())[0]
+    roi = roi_for_person(people[0])
+    assert np.array_equal(sample["image"], LandmarkModel(None).preprocess(rgb, [roi])[0])
+    assert sample["image"].dtype == np.float32 and sample["image"].shape == (3, 256, 256)
+    projected = roi.tensor_to_image(1.0)(sample["keypoints"][people[0].labelled])
+    assert np.allclose(projected, people[0].keypoints[people[0].labelled], atol=1e-3)
+    assert np.array_equal(sample["weight"] > 0, people[0].labelled)
+    assert np.allclose(sample["visibility"][people[0].labelled], 0.8)
+    assert np.array_equal(sample["visibility_weight"] > 0, people[0].labelled)
+    assert math.isclose(sample["size"], person_size(people[0]) / roi.size, rel_tol=1e-6)
+
+
+def test_samples_are_reproducible(astronaut_dataset):
+    people, _ = astronaut_dataset
+    a, b = CropDataset(people, Augmentation(), seed=3), CropDataset(people, Augmentation(), seed=3)
+    a.set_epoch(5)
+    b.set_epoch(5)
+    for i in range(len(people)):
+        x, y = a[i], b[i]
+        assert all(np.array_equal(x[k], y[k]) for k in x)
+    b.set_epoch(6)
+    assert not np.array_equal(a[2]["image"], b[2]["image"])
+    other_seed = CropDataset(people, Augmentation(), seed=4)
+    other_seed.set_epoch(5)
+    assert not np.array_equal(a[2]["image"], other_seed[2]["image"])
+
+
+def test_occlusion_hides_points(astronaut_dataset):
+    people, _ = astronaut_dataset
+    only_occlusion = Augmentation(0.0, (1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 1.0)
+    plain = CropDataset(people, None)
+    hidden_total = 0
+    for seed in range(8):
+        sample = CropDataset(people, only_occlusion, seed=seed)[0]
+        changed = np.any(sample["image"] != plain[0]["image"], axis=0)
+        ys, xs = np.nonzero(changed)
+        assert changed.sum() == (np.ptp(xs) + 1) * (np.ptp(ys) + 1)  # one filled rectangle
+        hidden = (sample["visibility"] == 0) & (sample["weight"] > 0)
+        px = np.rint(sample["keypoints"][hidden] * 256).astype(int)
+        assert changed[px[:, 1], px[:, 0]].all()
+        hidden_total += hidden.sum()
+        assert np.array_equal(sample["visibility_weight"] > 0, people[0].labelled)
+    assert hidden_total > 0
+
+
+def test_split_by_image(tmp_path):
+    people = [person_from({0: (1, 2)}, tmp_path / f"{i % 7}.png") for i in range(30)]
+    train, val = split_people(people, 0.3, seed=1)
+    assert len(train) + len(val) == 30 and val
+    assert not {p.image for p in train} & {p.image for p in val}
+    assert len({p.image for p in val}) == 2  # round(0.3 × 7) images
+    again = split_people(people[::-1], 0.3, seed=1)
+    assert {id(p) for p in again[1]} == {id(p) for p in val}  # the order of the list does not matter
+    assert {p.image for p in split_people(people, 0.3, seed=2)[1]} != {p.image for p in val}
+    assert split_people(people[:1], 0.5)[1] == [] and len(split_people(people, 0.01)[1]) > 0
+    with pytest.raises(PosepipeError):
+        split_people(people, 1.5)
+
+
+def test_dataloader_collates(astronaut_dataset):
+    torch = pytest.importorskip("torch")
+    people, _ = astronaut_dataset
+    batch = next(iter(torch.utils.data.DataLoader(CropDataset(people, Augmentation()), batch_size=4)))
+    assert batch["image"].shape == (4, 3, 256, 256) and batch["image"].dtype == torch.float32
+    assert batch["keypoints"].shape == (4, 33, 2) and batch["size"].shape == (4,)
+    assert batch["index"].tolist() == [0, 1, 2, 3]
+
+
+@needs_shared
+def test_shared_labels_crop():
+    people = load_labels(LABELS / "limb_joints.json")
+    dataset = CropDataset(people, None)
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        kept = sample["keypoints"][people[i].labelled]
+        assert np.all((kept > 0.1 - 1e-4) & (kept < 0.9 + 1e-4))
+        assert 0.3 < sample["size"] <= 0.8 + 1e-6
