@@ -134,6 +134,35 @@ def trace(image_path, out_dir, **opts):
     click.echo(f"pictures in {out_dir}: 1_detector_input.png 2_crop.png 3_heatmaps.png 4_mask.png 5_overlay.png")
 
 
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "dataset_dir", required=True, type=click.Path(file_okay=False),
+              help="Dataset folder to write: frames/, crops/ and labels.jsonl.")
+@click.option("--every", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Keep every Nth frame of a video (all frames are tracked).")
+@model_options
+def label(inputs, dataset_dir, every, **opts):
+    """Pseudo-label images, folders and videos with the pretrained model, into a dataset to train on.
+
+    Writes DATASET_DIR/frames/ (the pictures), DATASET_DIR/crops/ (each person's 256×256 crop,
+    to look at) and DATASET_DIR/labels.jsonl (posepipe's JSON lines plus each pose's crop,
+    "roi": [x, y, size, rotation]), which training and `posepipe eval --labels` read.
+    """
+    from .training.pseudo_labels import make_dataset
+    from .tracking import PoseTracker
+
+    def report(source: str, message: str) -> None:
+        click.echo(f"posepipe: {source}: {message}", err=True)
+
+    stats = make_dataset(list(inputs), dataset_dir, landmarker=lambda: _landmarker(opts),
+                         tracker=lambda: PoseTracker(smooth=False, landmarker=_landmarker(opts, video=True)),
+                         every=every, on_error=report)
+    click.echo(f"{stats.images} pictures, {stats.people} people: wrote {Path(dataset_dir) / 'labels.jsonl'}")
+    if stats.failures:
+        click.echo(f"posepipe: {stats.failures} input(s) could not be processed", err=True)
+        sys.exit(1)
+
+
 def _tracker(opts: dict, smooth: bool):
     from .tracking import PoseTracker
 

@@ -42,6 +42,7 @@ import numpy as np
 from .errors import PosepipeError
 from .roi import RegionOfInterest
 from .topology import COCO_TO_BLAZEPOSE, LANDMARK_INDEX, NUM_LANDMARKS
+from .video import IMAGE_SUFFIXES
 
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
@@ -243,7 +244,7 @@ def _load_jsonl(path: Path, find: _ImageFinder) -> list[LabelledPerson]:
             source = _require(record, "source", where)
             if "error" in record or not record.get("poses"):
                 continue
-            if "timestamp_ms" in record:
+            if "timestamp_ms" in record and Path(source).suffix.lower() not in IMAGE_SUFFIXES:
                 raise PosepipeError(f"{where} is a video frame, which has no image file to train on; "
                                     "make labels from video with `posepipe label`")
             image = find(source)

@@ -164,7 +164,7 @@ def test_bad_jsonl_records(tmp_path, photo_dir):
              (good | {"poses": [{"score": 1}]}, 'line 1, pose 0 has no "landmarks"'),
              (jsonl_record("images/astronaut.png", points[:20]), "does not have the 33 landmarks"),
              (jsonl_record("images/astronaut.png", points, roi=[1, 2]), "is not \\[x, y, size, rotation\\]"),
-             (good | {"timestamp_ms": 40.0}, "video frame"),
+             (good | {"source": "clip.mp4", "timestamp_ms": 40.0}, "video frame"),
              (jsonl_record("images/gone.png", points), "1 image\\(s\\) it names are missing, the first .*gone.png")]
     for record, pattern in cases:
         (photo_dir / "labels.jsonl").write_text(json.dumps(record) + "\n")
@@ -376,3 +376,101 @@ def test_shared_labels_crop():
         kept = sample["keypoints"][people[i].labelled]
         assert np.all((kept > 0.1 - 1e-4) & (kept < 0.9 + 1e-4))
         assert 0.3 < sample["size"] <= 0.8 + 1e-6
+
+
+# --- posepipe label -----------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from posepipe.io import read_image  # noqa: E402
+from tests.test_video_io import make_video  # noqa: E402
+
+
+def posepipe(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "posepipe.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory, grace_path, model_paths) -> tuple[Path, subprocess.CompletedProcess]:
+    """Two photos in a folder, a 7-frame video, a text file posing as a video and a missing file."""
+    folder = tmp_path_factory.mktemp("label")
+    (folder / "photos").mkdir()
+    cv2.imwrite(str(folder / "photos" / "astronaut.png"), cv2.cvtColor(sample_image("astronaut.png"), cv2.COLOR_RGB2BGR))
+    shutil.copy(grace_path, folder / "photos" / "grace_hopper.jpg")
+    make_video(folder / "clip.mp4", [40.0 * i for i in range(7)])
+    (folder / "notes.mp4").write_text("this is not a video\n")
+    proc = posepipe("label", folder / "photos", folder / "clip.mp4", folder / "notes.mp4", folder / "gone.jpg",
+                    "-o", folder / "dataset", "--every", 3)
+    return folder / "dataset", proc
+
+
+def test_label_command_writes_a_dataset(labelled):
+    dataset, proc = labelled
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # two inputs failed, the others were labelled
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("posepipe")]
+    assert len(ours) == 3 and "gone.jpg: file not found" in ours[1] and "notes.mp4: not a readable video" in ours[0]
+    records = [json.loads(line) for line in (dataset / "labels.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in records] == [
+        "frames/astronaut.jpg", "frames/grace_hopper.jpg", "frames/clip_000000.jpg", "frames/clip_000003.jpg",
+        "frames/clip_000006.jpg", str(dataset.parent / "notes.mp4"), str(dataset.parent / "gone.jpg")]
+    assert [r.get("frame") for r in records[2:5]] == [0, 3, 6] and records[3]["timestamp_ms"] == 120.0
+    assert records[3]["origin"] == str(dataset.parent / "clip.mp4") and "error" in records[-1]
+    for r in records[:5]:
+        assert len(r["poses"]) == 1 and len(r["poses"][0]["roi"]) == 4
+        name = Path(r["source"]).stem
+        assert read_image(dataset / r["source"]).shape[1] == r["width"]
+        assert read_image(dataset / "crops" / f"{name}_p0.jpg").shape == (256, 256, 3)
+
+
+def test_labels_read_back_and_crop_as_the_teacher(labelled, landmarker):
+    dataset, _ = labelled
+    people = load_labels(dataset)
+    assert len(people) == 5 and all(p.roi is not None and p.labelled.all() for p in people)
+    samples = CropDataset(people, None)
+    for i, person in enumerate(people[:3]):
+        image = read_image(person.image)
+        # The teacher ran on the stored picture: running it again gives the labels.
+        poses = landmarker.detect(image) if i < 2 else None
+        if poses is not None:
+            assert np.abs(poses.landmarks[0, :, :2] - person.keypoints).max() < 2e-3
+            assert np.allclose(poses.rois[0], [person.roi.x, person.roi.y, person.roi.size, person.roi.rotation])
+        # Training's crop is the teacher's crop, bit for bit, and the targets are its landmarks.
+        sample = samples[i]
+        assert np.array_equal(sample["image"], LandmarkModel(None).preprocess(image, [person.roi])[0])
+        assert np.allclose(person.roi.tensor_to_image(1.0)(sample["keypoints"]), person.keypoints, atol=1e-3)
+        assert np.allclose(sample["visibility"], person.visibility) and sample["visibility_weight"].all()
+
+
+def test_label_command_bad_options(tmp_path, grace_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = posepipe("label", grace_path, "-o", blocker / "dataset")
+    assert proc.returncode == 2 and "cannot create the dataset folder" in proc.stderr and "Traceback" not in proc.stderr
+    proc = posepipe("label", grace_path, "-o", tmp_path / "d", "--every", 0)
+    assert proc.returncode == 2 and "--every" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_interrupted_label_run_leaves_a_readable_dataset(tmp_path, grace_path, model_paths):
+    """Ctrl-C after the first line: whole lines, each picture they name written, exit code 130."""
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        shutil.copy(grace_path, folder / f"{i:02d}.jpg")
+    labels = tmp_path / "dataset" / "labels.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "posepipe.cli", "label", str(folder), "-o", str(tmp_path / "dataset")],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not labels.exists() or labels.stat().st_size == 0):
+        time.sleep(0.05)
+    proc.send_signal(2)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err
+    lines = labels.read_text().splitlines()
+    assert 1 <= len(lines) < 40
+    assert all((tmp_path / "dataset" / json.loads(line)["source"]).is_file() for line in lines)
+    assert len(load_labels(labels.parent)) == len(lines)
