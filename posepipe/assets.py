@@ -6,8 +6,8 @@
 the user's cache directory. Nothing else is ever downloaded.
 
 Overrides: ``POSEPIPE_DETECTOR_MODEL`` / ``POSEPIPE_LANDMARK_MODEL`` (or the matching
-options) point at any BlazePose-family ``.tflite`` (e.g. lite or heavy landmark models),
-``POSEPIPE_CACHE_DIR`` moves the cache.
+options) point at any BlazePose-family ``.tflite`` (e.g. lite or heavy landmark models) or,
+for the landmark model, a trained ``.onnx``; ``POSEPIPE_CACHE_DIR`` moves the cache.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ def ensure_default_models() -> Path:
 
 
 def resolve_models(detector: str | Path | None = None, landmark: str | Path | None = None) -> tuple[Path, Path]:
-    """Paths of the detector and landmark ``.tflite`` to use (options, then env, then default)."""
+    """Paths of the detector and landmark models to use (options, then env, then default); the
+    landmark model may be a trained ``.onnx``."""
     detector = detector or os.environ.get("POSEPIPE_DETECTOR_MODEL")
     landmark = landmark or os.environ.get("POSEPIPE_LANDMARK_MODEL")
     for label, given in (("detector", detector), ("landmark", landmark)):

@@ -22,7 +22,8 @@ _model_options = [
                  help="auto: litert where installed (faster on CPU), else onnxruntime."),
     click.option("--threads", default=0, help="Inference threads (0: all cores)."),
     click.option("--detector-model", type=click.Path(), help="A BlazePose detector .tflite."),
-    click.option("--landmark-model", type=click.Path(), help="A BlazePose landmark .tflite (lite/full/heavy)."),
+    click.option("--landmark-model", type=click.Path(),
+                 help="A BlazePose landmark .tflite (lite/full/heavy), or a trained landmark .onnx."),
 ]
 
 

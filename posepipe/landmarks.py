@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .roi import RegionOfInterest, warp_crop, warp_to_image
-from .runtime import Model
+from .runtime import Model, Signature
 
 INPUT_SIZE = 256
 NUM_MODEL_LANDMARKS = 39  # 33 body landmarks, 2 auxiliary (ROI) points, 4 unused
@@ -81,6 +81,11 @@ def project_world(world: np.ndarray, roi: RegionOfInterest) -> np.ndarray:
 
 
 MASK_OUTPUT = 2  # index of the segmentation logits among the model's outputs
+# What a landmark model must compute, whichever network it is (MediaPipe's, or a trained one):
+# landmarks, pose flag, segmentation logits, heatmaps, world landmarks.
+SIGNATURE = Signature("landmark model", (3, INPUT_SIZE, INPUT_SIZE),
+                      ((NUM_MODEL_LANDMARKS * 5,), (1,), (1, INPUT_SIZE, INPUT_SIZE), (NUM_MODEL_LANDMARKS, 64, 64),
+                       (NUM_MODEL_LANDMARKS * 3,)))
 
 
 def select(outputs: list[np.ndarray | None], rows: list[int]) -> list[np.ndarray | None]:

@@ -12,7 +12,7 @@ import numpy as np
 from .assets import cache_dir, resolve_models
 from .detector import PoseDetector
 from .errors import ImageError, PosepipeError
-from .landmarks import MASK_OUTPUT, LandmarkModel, select
+from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
 from .runtime import BACKENDS, load_model
@@ -29,7 +29,7 @@ class PoseLandmarkerOptions:
     backend: str = "auto"  # "litert" where installed (faster on CPU), else "onnxruntime"; or name one
     threads: int = 0  # 0: the runtime's default (all cores)
     detector_model: str | Path | None = None  # a BlazePose detector .tflite
-    landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full or heavy)
+    landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full, heavy) or trained .onnx
 
     def validate(self) -> None:
         if self.num_poses < 1:
@@ -101,7 +101,7 @@ class PoseLandmarker:
             # pools fight over a small machine's cores.
             landmark_backend = "onnxruntime"
         self.landmark_model = LandmarkModel(load_model(landmark_path, landmark_backend, cache, options.threads,
-                                                       drop_outputs=drop))
+                                                       drop_outputs=drop, signature=SIGNATURE))
         self.times = StageTimes()
 
     def __enter__(self) -> "PoseLandmarker":

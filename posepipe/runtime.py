@@ -7,6 +7,8 @@
 * ``onnxruntime``: the imported :class:`~posepipe.graph.Graph` emitted as ONNX with
   a dynamic batch dimension. The same file runs on GPUs through ORT's CUDA provider.
 * ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK).
+
+A model given as an ``.onnx`` file (a trained landmark model) runs on ONNX Runtime as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -105,6 +108,20 @@ def to_onnx(graph: Graph):
     return model
 
 
+def _write_model(model, target: Path) -> None:
+    """Write ``model`` to ``target`` through a temporary name and a rename: a full disk or a
+    crash never leaves half a file where the cache looks."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
+
+
 def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, ...] = ()) -> Path:
     """The cached ONNX conversion of a ``.tflite`` file, converted on first use, without the
     branches that only feed the outputs numbered in ``drop_outputs``."""
@@ -116,17 +133,90 @@ def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, .
     graph = import_tflite(tflite_path)
     if drop_outputs:
         graph = keep_outputs(graph, [n for i, n in enumerate(graph.outputs) if i not in drop_outputs])
-    model = to_onnx(graph)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write to a temporary name, then rename: a full disk or a crash never leaves half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    _write_model(to_onnx(graph), target)
+    return target
+
+
+# --------------------------------------------------------------------------- ONNX files (trained models)
+
+@dataclass(frozen=True)
+class Signature:
+    """The tensors a model file must have, batch dimension left out: one NCHW float input and
+    its outputs in order."""
+
+    name: str  # what the model is, for messages: "landmark model"
+    input_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+
+
+def is_onnx_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def _dims(value_info) -> tuple:
+    """A tensor's dimensions after the batch: ints, or None where the file leaves one free."""
+    dims = value_info.type.tensor_type.shape.dim
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims[1:])
+
+
+def _shape_text(shape: tuple) -> str:
+    return "(batch, " + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def read_onnx(path: Path, signature: Signature | None = None):
+    """Load an ``.onnx`` file and check it against ``signature``; a wrong file is one sentence."""
+    import onnx
+    from onnx import TensorProto
+
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
+        model = onnx.load(str(path))
+    except Exception:  # noqa: BLE001 - protobuf and external-data errors alike mean "not readable"
+        raise ModelError(f"{path} is not a readable ONNX model") from None
+    graph = model.graph
+    if not graph.node or not graph.output:
+        raise ModelError(f"{path} is not an ONNX model (it holds no network)")
+    if signature is None:
+        return model
+    initialized = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initialized]
+    want_in = _shape_text(signature.input_shape)
+    if (len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != TensorProto.FLOAT
+            or len(inputs[0].type.tensor_type.shape.dim) != len(signature.input_shape) + 1
+            or any(d not in (None, w) for d, w in zip(_dims(inputs[0]), signature.input_shape))):
+        got = ", ".join(_shape_text(_dims(i)) for i in inputs) or "none"
+        raise ModelError(f"{path} does not take the {signature.name}'s input, one float tensor {want_in} "
+                         f"(it takes {got})")
+    got_out = [_dims(o) for o in graph.output]
+    fits = len(got_out) == len(signature.output_shapes) and all(
+        len(g) == len(w) and all(d in (None, x) for d, x in zip(g, w))
+        for g, w in zip(got_out, signature.output_shapes))
+    if not fits:
+        raise ModelError(f"{path} does not have the {signature.name}'s {len(signature.output_shapes)} outputs "
+                         f"{', '.join(map(_shape_text, signature.output_shapes))} in that order "
+                         f"(it has {', '.join(map(_shape_text, got_out))})")
+    return model
+
+
+def onnx_without_outputs(onnx_file: Path, cache_dir: Path, drop_outputs: tuple[int, ...], model=None) -> Path:
+    """An ``.onnx`` file cut down to the outputs not in ``drop_outputs`` (what ``keep_outputs``
+    does for an imported graph), cached by the file's content."""
+    import onnx.utils
+
+    digest = hashlib.sha256(onnx_file.read_bytes()).hexdigest()[:16]
+    variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
+    target = cache_dir / "onnx" / f"{onnx_file.stem}-{digest}-cut{variant}.onnx"
+    if target.is_file():
+        return target
+    model = model if model is not None else read_onnx(onnx_file)
+    graph = model.graph
+    initialized = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initialized]
+    keep = [o.name for i, o in enumerate(graph.output) if i not in drop_outputs]
+    try:
+        cut = onnx.utils.Extractor(model).extract_model(inputs, keep)
+    except Exception as exc:  # noqa: BLE001 - an unusual graph: say which file, not where onnx failed
+        raise ModelError(f"cannot cut the unused outputs out of {onnx_file}: {str(exc).splitlines()[0]}") from None
+    _write_model(cut, target)
     return target
 
 
@@ -201,22 +291,33 @@ def litert_available() -> bool:
     return True
 
 
-def load_model(tflite_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
-               onnx_path: str | Path | None = None, drop_outputs: tuple[int, ...] = ()) -> Model:
-    """Open a model for inference. ``onnx_path`` overrides the converted file (e.g. a trained model).
+def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
+               onnx_path: str | Path | None = None, drop_outputs: tuple[int, ...] = (),
+               signature: Signature | None = None) -> Model:
+    """Open a model for inference: a ``.tflite`` (imported, or run by LiteRT) or an ``.onnx``
+    file (a trained model; ONNX Runtime only). ``onnx_path`` overrides the converted file.
 
     ``drop_outputs``: outputs the caller does not need. ONNX Runtime then runs a network
     without the branches that compute them (LiteRT runs the ``.tflite`` as it is).
+    ``signature``: the tensors an ``.onnx`` file must have, checked before it runs.
     """
-    tflite_path = Path(tflite_path)
+    model_path = Path(model_path)
+    onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
     if backend == "auto":
         # bench/still_images.py measured LiteRT's XNNPACK ~1.9x faster than ONNX Runtime on a
         # 2-core CPU for one image at a time; ONNX Runtime stays for GPUs and trained models.
-        backend = "onnxruntime" if onnx_path or not litert_available() else "litert"
+        backend = "onnxruntime" if onnx_file or not litert_available() else "litert"
+    if onnx_file and backend == "litert" and is_onnx_file(model_path):
+        raise ModelError(f"the litert backend runs .tflite files only; run the ONNX model {model_path} "
+                         "with the onnxruntime (or auto) backend")
     if backend == "onnxruntime":
-        if onnx_path:
-            return OnnxRuntimeModel(onnx_path, threads)
-        return OnnxRuntimeModel(onnx_path_for(tflite_path, cache_dir, drop_outputs), threads, dropped=drop_outputs)
+        if onnx_file:
+            proto = read_onnx(onnx_file, signature)
+            if drop_outputs:
+                cut = onnx_without_outputs(onnx_file, cache_dir, drop_outputs, proto)
+                return OnnxRuntimeModel(cut, threads, dropped=drop_outputs)
+            return OnnxRuntimeModel(onnx_file, threads)
+        return OnnxRuntimeModel(onnx_path_for(model_path, cache_dir, drop_outputs), threads, dropped=drop_outputs)
     if backend == "litert":
-        return LiteRTModel(tflite_path, threads)
+        return LiteRTModel(model_path, threads)
     raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
