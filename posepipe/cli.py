@@ -1,4 +1,4 @@
-"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo`` and ``trace``.
+"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo``, ``trace`` and ``eval``.
 
 Exit codes: 0 all inputs done, 1 some inputs failed (each has an error record), 2 the run
 could not start (bad option, model unavailable, output not writable), 130 interrupted.
@@ -6,6 +6,7 @@ could not start (bad option, model unavailable, output not writable), 130 interr
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -419,6 +420,90 @@ def angles(input_path, output, plot, track_id, visibility_threshold):
         written.append(f"{plot} (track {first.track_id})")
     frames = len(set().union(*(s.frame.tolist() for s in series.values())))
     click.echo(f"{frames} frames, {len(series)} track(s): wrote {', '.join(written)}")
+
+
+def eval_model_options(f):
+    """The model options less --num-poses: the evaluation protocol looks for one person per crop."""
+    for option in reversed(_model_options):
+        if option(lambda: None).__click_params__[0].name != "num_poses":
+            f = option(f)
+    return f
+
+
+@main.command("eval")
+@click.option("--labels", "labels_path", required=True, type=click.Path(),
+              help="Labelled people: COCO keypoints JSON, limb_joints.json, MPII JSON or posepipe JSON lines.")
+@click.option("--images", type=click.Path(), help="Folder of the labelled images (default: found next to the labels).")
+@click.option("--model", "models", multiple=True, metavar="SPEC",
+              help="A landmark model to score, repeatable for a side-by-side table: 'default' (MediaPipe's full "
+                   "model), a .tflite or a trained .onnx path; '@BACKEND' after it picks the runtime of the whole "
+                   "pipeline (default@litert, run/model.onnx@onnxruntime); otherwise --backend.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@eval_model_options
+def evaluate_command(labels_path, images, models, json_path, **opts):
+    """Score landmark models on labelled people: PCK@0.05, PCK@0.1 and mean error (÷ person size)
+    per landmark, misses, and OKS AP for COCO-format labels.
+
+    Each person is cropped to their box grown by 25% a side and the whole pipeline runs on the
+    crop (one pose); a person with no pose found fails all their joints. --landmark-model M
+    counts as one more --model M; with neither, 'default' is scored.
+
+    \b
+    posepipe eval --labels ../shared/data/labels/limb_joints.json \\
+        --model default --model run/model.onnx --model default@litert --json scores.json
+    """
+    from .evaluation import compare, parse_model_spec
+    from .labels import load_labels
+    from .pipeline import PoseLandmarkerOptions
+
+    written = list(models) + ([opts["landmark_model"]] if opts["landmark_model"] else [])
+    specs = [parse_model_spec(text, opts["backend"]) for text in written or ["default"]]
+    if json_path:  # an output that cannot be written fails before the models run, not after
+        folder = Path(json_path).parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise PosepipeError(f"cannot write {json_path}: {folder} is not a writable folder")
+    people = load_labels(labels_path, images)
+    options = PoseLandmarkerOptions(
+        min_pose_detection_confidence=opts["min_detection_confidence"],
+        min_pose_presence_confidence=opts["min_presence_confidence"], threads=opts["threads"],
+        detector_model=opts["detector_model"])
+    results = compare(people, specs, options)
+    _print_evaluation(labels_path, results)
+    if json_path:
+        import json
+
+        report = {"labels": str(labels_path), "models": [r.to_dict() for r in results]}
+        try:
+            Path(json_path).write_text(json.dumps(report, indent=1) + "\n")
+        except OSError as exc:
+            raise PosepipeError(f"cannot write {json_path}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {json_path}")
+
+
+def _print_evaluation(labels_path, results) -> None:
+    """One table: a row per landmark and overall, a column per model holding PCK@0.05, PCK@0.1
+    and the mean error; misses and COCO's OKS AP below."""
+    from rich.console import Console
+    from rich.table import Table
+
+    first = results[0]
+    table = Table(title=f"posepipe eval: {labels_path} ({first.persons} people, {first.joints} joints)")
+    table.add_column("landmark", no_wrap=True)
+    table.add_column("joints", justify="right")
+    for r in results:
+        table.add_column(f"{r.name}\nPCK@.05 PCK@.1 error", justify="right", no_wrap=True)
+    number = lambda x, width: f"{'–' if x != x else f'{x:.3f}':>{width}}"  # noqa: E731 - NaN: nothing to average
+    three = lambda values: " ".join(number(v, w) for v, w in zip(values, (7, 6, 5)))  # noqa: E731 - under the header
+    for name, s in first.per_landmark.items():
+        scores = [r.per_landmark[name] for r in results]
+        table.add_row(name, str(s.joints), *[three((*p.pck.values(), p.mean_error)) for p in scores])
+    table.add_section()
+    table.add_row("all", str(first.joints), *[three((*r.pck.values(), r.mean_error)) for r in results])
+    table.add_row(f"missed (of {first.persons})", "", *[str(r.misses) for r in results])
+    if first.coco is not None:
+        table.add_row("OKS AP, AP50, AP75", "", *[three([r.coco[k] for k in ("AP", "AP50", "AP75")]) for r in results])
+    # Piped or redirected: as wide as the table needs, so no number is cut.
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
 
 
 def run() -> None:
