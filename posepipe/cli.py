@@ -506,6 +506,111 @@ def _print_evaluation(labels_path, results) -> None:
     Console(width=None if sys.stdout.isatty() else 1000).print(table)
 
 
+# --------------------------------------------------------------------------- training
+
+
+def _training():
+    try:
+        from .training import trainer
+    except ImportError as exc:
+        if "torch" not in str(exc):
+            raise
+        raise PosepipeError("training needs PyTorch: pip install 'posepipe[train]'") from None
+    return trainer
+
+
+def _fit(trainer_module, make_trainer, run_dir: str) -> None:
+    """Build the run and train it, a table row per epoch under a progress bar."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    trainer = make_trainer()
+    console.print(f"train {len(trainer.train_set)} people, validate {len(trainer.val_set)}, on {trainer.device}; "
+                  f"writing {run_dir}")
+    console.print(trainer_module.TRACE_HEADER)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        def make_progress(total, description):
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        try:
+            rows = trainer.fit(report=lambda row: progress.console.print(trainer_module.format_row(row)),
+                               progress_factory=make_progress)
+        except KeyboardInterrupt:
+            raise PosepipeError(f"interrupted; {run_dir}/weights/last.pt keeps the last complete epoch "
+                                f"({trainer.epoch - 1}): resume with --resume {run_dir}") from None
+        except trainer_module.TrainingDiverged as exc:
+            trainer_module.write_trace(Path(run_dir), trainer.rows)
+            click.echo(f"posepipe: error: {exc}", err=True)
+            sys.exit(1)
+    best = trainer.best
+    click.echo(f"{len(rows) - 1} epochs; best val PCK@0.1 {best[1]:.3f} (epoch {best[0]}); "
+               f"wrote {run_dir}/model.onnx, trace.csv, trace.json, trace.png")
+
+
+def train_options(f):
+    options = [
+        click.option("--data", multiple=True, type=click.Path(), help="Labels to train on (repeatable): COCO "
+                     "keypoints JSON, limb_joints.json, MPII JSON, posepipe JSON lines or a `posepipe label` folder."),
+        click.option("--images", type=click.Path(), help="Folder of the labelled images (default: found next to "
+                     "the labels)."),
+        click.option("--val-data", multiple=True, type=click.Path(), help="Held-out labels to validate on "
+                     "(default: --val-fraction of --data's images)."),
+        click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1)),
+        click.option("--out", "run_dir", type=click.Path(file_okay=False), help="Run folder to write."),
+        click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder."),
+        click.option("--epochs", default=10, show_default=True, type=click.IntRange(1)),
+        click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1)),
+        click.option("--lr", type=float, help="Learning rate (default 1e-3 from scratch and distilling, 1e-5 fine-tuning)."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto (a GPU where one exists), cpu, cuda."),
+        click.option("--no-augment", is_flag=True, help="Train on the plain crops."),
+        click.option("--landmark-model", type=click.Path(), help="The pretrained .tflite to start from (default: "
+                     "MediaPipe's full model)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _train_or_distill(distill: bool, data, images, val_data, val_fraction, run_dir, resume, epochs, batch_size,
+                      lr, seed, device, no_augment, landmark_model, from_scratch=False) -> None:
+    trainer = _training()
+    if resume:
+        _fit(trainer, lambda: trainer.Trainer.resume(resume), resume)
+        return
+    if not run_dir or not data:
+        raise PosepipeError("give --data and --out (or --resume RUN_DIR)")
+    config = trainer.TrainConfig(
+        data=list(data), images=images, val_data=list(val_data), val_fraction=val_fraction, epochs=epochs,
+        batch_size=batch_size, lr=lr, from_scratch=from_scratch, distill=distill, augment=not no_augment,
+        seed=seed, device=device, landmark_model=landmark_model)
+    _fit(trainer, lambda: trainer.Trainer(config, run_dir), run_dir)
+
+
+@main.command()
+@train_options
+@click.option("--from-scratch", is_flag=True, help="Random initial weights instead of MediaPipe's.")
+def train(**kwargs):
+    """Fine-tune the landmark model on labelled people (or train it from scratch).
+
+    Prints a row per epoch (loss, PCK@0.1 on the training crops and on held-out images,
+    learning rate, seconds) and writes RUN/trace.csv, trace.json, trace.png, weights/last.pt,
+    weights/best.pt and model.onnx (use it with --landmark-model).
+    """
+    _train_or_distill(False, **kwargs)
+
+
+@main.command()
+@train_options
+def distill(**kwargs):
+    """Train a faster student (the landmark network without its residual blocks, ~2x faster)
+    to copy the full model's outputs on unlabelled frames (e.g. a `posepipe label` folder)."""
+    _train_or_distill(True, **kwargs)
+
+
 def run() -> None:
     """Console entry point: user errors become one sentence, never a traceback."""
     try:

@@ -182,8 +182,11 @@ def coco_ap(people: list[LabelledPerson], predictions: list[Prediction]) -> dict
     pairs = [(p, q) for p, q in zip(people, predictions) if p.coco_annotation is not None]
     if not pairs:
         return None
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        raise PosepipeError("OKS AP for COCO-format labels needs pycocotools: pip install 'posepipe[eval]'") from None
 
     coco_points = list(COCO_TO_BLAZEPOSE)
     images, annotations, results = {}, [], []
