@@ -1,4 +1,5 @@
-"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo``, ``trace`` and ``eval``.
+"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo``, ``trace``;
+``label``, ``train``, ``distill`` and ``eval`` for training and evaluation.
 
 Exit codes: 0 all inputs done, 1 some inputs failed (each has an error record), 2 the run
 could not start (bad option, model unavailable, output not writable), 130 interrupted.

@@ -62,22 +62,23 @@ def small_config(data, **overrides) -> TrainConfig:
 @needs_shared
 def test_from_scratch_loss_falls_and_accuracy_rises(tmp_path):
     run = tmp_path / "scratch"
-    proc = posepipe("train", "--data", LIMB_JOINTS, "--out", run, "--from-scratch", "--epochs", 6, "--batch-size", 8,
+    proc = posepipe("train", "--data", LIMB_JOINTS, "--out", run, "--from-scratch", "--epochs", 8, "--batch-size", 4,
                     "--no-augment", "--seed", 0)
     assert proc.returncode == 0, proc.stderr
     print(proc.stderr)
     rows = trace_rows(run)
-    assert [int(r["epoch"]) for r in rows] == list(range(7))
+    assert [int(r["epoch"]) for r in rows] == list(range(9))
     losses = [float(r["train_loss"]) for r in rows[1:]]
     accuracy = [float(r["train_pck@0.1"]) for r in rows[1:]]
-    assert losses[-1] < 0.5 * losses[0] and min(losses[-2:]) < min(losses[:2])
-    assert accuracy[-1] > accuracy[0] and max(accuracy[-2:]) > 0.02
-    assert json.loads((run / "trace.json").read_text())[-1]["epoch"] == 6
+    # measured: loss 10.2 -> 0.36, PCK@0.1 0.00 -> 0.31 over 8 epochs
+    assert losses[-1] < 0.2 * losses[0] and losses[-1] < min(losses[:3])
+    assert accuracy[-1] > accuracy[0] + 0.1 and accuracy[-1] > max(accuracy[:2])
+    assert json.loads((run / "trace.json").read_text())[-1]["epoch"] == 8
     assert (run / "trace.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("weights/last.pt", "weights/best.pt", "model.onnx", "config.json"):
         assert (run / name).is_file(), name
     # the printed table has a row per epoch
-    assert sum(line.strip().split(" ")[0].isdigit() for line in proc.stderr.splitlines()) >= 7
+    assert sum(line.strip().split(" ")[0].isdigit() for line in proc.stderr.splitlines()) >= 9
 
 
 @needs_shared

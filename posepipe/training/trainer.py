@@ -210,7 +210,7 @@ class Trainer:
                 loss = terms["total"]
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
-                        f"the loss became {float(loss)} in epoch {self.epoch}, step {step + 1}; training stopped, "
+                        f"the loss became {float(loss.detach())} in epoch {self.epoch}, step {step + 1}; training stopped, "
                         f"and {self.run_dir / 'weights' / 'last.pt'} keeps the last good epoch "
                         f"({self.epoch - 1}); try a lower learning rate")
                 if train:
