@@ -136,22 +136,11 @@ class GraphModule(nn.Module):
 
 def export_onnx(module: GraphModule, path) -> None:
     """Write ``module`` as an ONNX model (opset 17, dynamic batch) with the original's interface."""
-    import os
-    import tempfile
     from pathlib import Path
 
-    from ..runtime import to_onnx
+    from ..runtime import _write_model, to_onnx
 
-    path = Path(path)
-    data = to_onnx(module.to_graph()).SerializeToString()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")  # never half a file at `path`
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_model(to_onnx(module.to_graph()), Path(path))  # never half a file at `path`
 
 
 # --------------------------------------------------------------------------- the student

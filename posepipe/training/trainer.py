@@ -31,11 +31,11 @@ import torch
 from ..errors import PosepipeError
 from ..graph import Graph, import_tflite
 from ..labels import load_labels
+from ..landmarks import MASK_OUTPUT
 from . import objectives
 from .data import Augmentation, CropDataset, split_people
 from .network import GraphModule, export_onnx, student_graph
 
-MASK_OUTPUT = 2
 TRACE_COLUMNS = ("epoch", "train_loss", "train_pck@0.05", "train_pck@0.1", "val_loss", "val_pck@0.05",
                  "val_pck@0.1", "lr", "seconds")
 
@@ -143,8 +143,7 @@ class Trainer:
             graph = student_graph(graph)
         self.model = GraphModule(graph, from_scratch=config.from_scratch, seed=config.seed,
                                  outputs=outputs).to(self.device)
-        trainable = [p for p in self.model.parameters()]
-        self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(config.epochs, 1))
         self.epoch = 0
         self.rows: list[dict] = []
