@@ -4,7 +4,6 @@ and one reader that turns any of posepipe's outputs (JSONL, CSV, Parquet) back i
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -12,6 +11,7 @@ from typing import IO
 import numpy as np
 
 from .errors import PosepipeError
+from .io import json_lines
 from .results import Poses
 from .topology import LANDMARK_NAMES, NUM_LANDMARKS
 
@@ -218,32 +218,25 @@ def _load_jsonl(path: Path) -> dict[int, PoseSeries]:
     """Records without ``timestamp_ms`` are stills (the ``image`` command): each counts as one
     frame, numbered by its position in the file, with that index standing in for its time."""
     found, sources = _Collector(), set()
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            where = f"{path} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PosepipeError(f"{where}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise PosepipeError(f"{where}: not a posepipe record (expected a JSON object)")
-            if "error" in record:
-                continue
-            try:
-                still = "timestamp_ms" not in record
-                frame = number - 1 if still else int(record["frame"])
-                time = float(frame if still else record["timestamp_ms"])
-                for i, pose in enumerate(record["poses"]):
-                    image = np.asarray(_points(pose["landmarks"], ("x", "y", "z", "visibility")))
-                    world = _points(pose["world_landmarks"], ("x", "y", "z"))
-                    found.add(pose.get("track_id", i), frame, time, image[:, :3], image[:, 3], world)
-            except KeyError as exc:
-                raise PosepipeError(f"{where}: not a posepipe record (missing field {exc})") from None
-            except (TypeError, ValueError, AttributeError) as exc:
-                raise PosepipeError(f"{where}: not a posepipe record ({exc})") from None
-            sources.add(str(record.get("source", path)))
+    for number, record in json_lines(path):
+        where = f"{path} line {number}"
+        if not isinstance(record, dict):
+            raise PosepipeError(f"{where}: not a posepipe record (expected a JSON object)")
+        if "error" in record:
+            continue
+        try:
+            still = "timestamp_ms" not in record
+            frame = number - 1 if still else int(record["frame"])
+            time = float(frame if still else record["timestamp_ms"])
+            for i, pose in enumerate(record["poses"]):
+                image = np.asarray(_points(pose["landmarks"], ("x", "y", "z", "visibility")))
+                world = _points(pose["world_landmarks"], ("x", "y", "z"))
+                found.add(pose.get("track_id", i), frame, time, image[:, :3], image[:, 3], world)
+        except KeyError as exc:
+            raise PosepipeError(f"{where}: not a posepipe record (missing field {exc})") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise PosepipeError(f"{where}: not a posepipe record ({exc})") from None
+        sources.add(str(record.get("source", path)))
     return found.series(path, sources.pop() if len(sources) == 1 else str(path))
 
 

@@ -105,3 +105,16 @@ class JsonLinesWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSON-lines file; a line that is not
+    JSON stops the reading with one sentence naming it."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PosepipeError(f"{path}: line {number} is not JSON ({exc.msg})") from None

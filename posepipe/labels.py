@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PosepipeError
+from .io import json_lines
 from .roi import RegionOfInterest
 from .topology import COCO_TO_BLAZEPOSE, LANDMARK_INDEX, NUM_LANDMARKS
 from .video import IMAGE_SUFFIXES
@@ -232,40 +233,33 @@ def _load_mpii(records: list, path: Path, find: _ImageFinder) -> list[LabelledPe
 
 def _load_jsonl(path: Path, find: _ImageFinder) -> list[LabelledPerson]:
     people = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PosepipeError(f"{where} is not JSON ({exc.msg})") from None
-            source = _require(record, "source", where)
-            if "error" in record or not record.get("poses"):
-                continue
-            if "timestamp_ms" in record and Path(source).suffix.lower() not in IMAGE_SUFFIXES:
-                raise PosepipeError(f"{where} is a video frame, which has no image file to train on; "
-                                    "make labels from video with `posepipe label`")
-            image = find(source)
-            for k, pose in enumerate(record["poses"]):
-                pose_where = f"{where}, pose {k}"
-                landmarks = _require(pose, "landmarks", pose_where)
-                if not isinstance(landmarks, list) or len(landmarks) != NUM_LANDMARKS:
-                    raise PosepipeError(f"{pose_where} does not have the {NUM_LANDMARKS} landmarks expected")
-                points, visibility = {}, {}
-                for index, lm in enumerate(landmarks):
-                    lm_where = f"{pose_where}, landmark {index}"
-                    points[index] = (float(_require(lm, "x", lm_where)), float(_require(lm, "y", lm_where)))
-                    visibility[index] = float(_require(lm, "visibility", lm_where))
-                bbox = pose.get("bbox")
-                if bbox is not None:
-                    bbox = [bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1]]
-                roi = pose.get("roi")
-                if roi is not None and not (isinstance(roi, list) and len(roi) == 4):
-                    raise PosepipeError(f"{pose_where}'s \"roi\" is not [x, y, size, rotation]")
-                people.append(_person(image, points, visibility, bbox,
-                                      roi=RegionOfInterest(*map(float, roi)) if roi is not None else None))
+    for number, record in json_lines(path):
+        where = f"{path}: line {number}"
+        source = _require(record, "source", where)
+        if "error" in record or not record.get("poses"):
+            continue
+        if "timestamp_ms" in record and Path(source).suffix.lower() not in IMAGE_SUFFIXES:
+            raise PosepipeError(f"{where} is a video frame, which has no image file to train on; "
+                                "make labels from video with `posepipe label`")
+        image = find(source)
+        for k, pose in enumerate(record["poses"]):
+            pose_where = f"{where}, pose {k}"
+            landmarks = _require(pose, "landmarks", pose_where)
+            if not isinstance(landmarks, list) or len(landmarks) != NUM_LANDMARKS:
+                raise PosepipeError(f"{pose_where} does not have the {NUM_LANDMARKS} landmarks expected")
+            points, visibility = {}, {}
+            for index, lm in enumerate(landmarks):
+                lm_where = f"{pose_where}, landmark {index}"
+                points[index] = (float(_require(lm, "x", lm_where)), float(_require(lm, "y", lm_where)))
+                visibility[index] = float(_require(lm, "visibility", lm_where))
+            bbox = pose.get("bbox")
+            if bbox is not None:
+                bbox = [bbox[0], bbox[1], bbox[2] - bbox[0], bbox[3] - bbox[1]]
+            roi = pose.get("roi")
+            if roi is not None and not (isinstance(roi, list) and len(roi) == 4):
+                raise PosepipeError(f"{pose_where}'s \"roi\" is not [x, y, size, rotation]")
+            people.append(_person(image, points, visibility, bbox,
+                                  roi=RegionOfInterest(*map(float, roi)) if roi is not None else None))
     return people
 
 

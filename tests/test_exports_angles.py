@@ -245,7 +245,7 @@ def test_angles_bad_input(tmp_path):
     (tmp_path / "blocker").write_text("a regular file")
     cases = {
         (tmp_path / "missing.jsonl",): "file not found",
-        (tmp_path / "text.jsonl",): "line 1: not JSON",
+        (tmp_path / "text.jsonl",): "line 1 is not JSON",
         (tmp_path / "nopose.jsonl",): "missing field 'poses'",
         (tmp_path / "poses.txt",): "unknown kind of file",
         (paths["jsonl"], "-o", tmp_path / "blocker" / "angles.csv"): "cannot write",
