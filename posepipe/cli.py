@@ -564,7 +564,7 @@ def train_options(f):
         click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder."),
         click.option("--epochs", default=10, show_default=True, type=click.IntRange(1)),
         click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1)),
-        click.option("--lr", type=float, help="Learning rate (default 1e-3 from scratch and distilling, 1e-5 fine-tuning)."),
+        click.option("--lr", type=float, help="Learning rate (default 1e-3 from scratch, 1e-4 distilling, 1e-5 fine-tuning)."),
         click.option("--seed", default=0, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto (a GPU where one exists), cpu, cuda."),
         click.option("--no-augment", is_flag=True, help="Train on the plain crops."),
@@ -607,8 +607,9 @@ def train(**kwargs):
 @main.command()
 @train_options
 def distill(**kwargs):
-    """Train a faster student (the landmark network without its residual blocks, ~2x faster)
-    to copy the full model's outputs on unlabelled frames (e.g. a `posepipe label` folder)."""
+    """Train a faster student (the landmark network with about half the channels inside its
+    blocks, ~1.6x faster) to copy the full model's outputs and features on unlabelled frames
+    (e.g. a `posepipe label` folder)."""
     _train_or_distill(True, **kwargs)
 
 

@@ -102,6 +102,27 @@ def test_fine_tuning_keeps_held_out_accuracy(tmp_path, grace_path):
     assert np.median(np.linalg.norm(a.landmarks[0, :, :2] - b.landmarks[0, :, :2], axis=1)) < 0.05 * size
 
 
+def test_distilled_student_is_smaller_learns_and_runs_in_the_pipeline(tmp_path, pseudo_dataset, model_paths):
+    import onnx
+    from onnx import numpy_helper
+
+    from posepipe import PoseLandmarker
+    from posepipe.graph import import_tflite
+
+    run = tmp_path / "student"
+    proc = posepipe("distill", "--data", pseudo_dataset, "--out", run, "--epochs", 3, "--batch-size", 2,
+                    "--val-fraction", 0.34, "--no-augment", "--seed", 1)
+    assert proc.returncode == 0, proc.stderr
+    losses = [float(r["train_loss"]) for r in trace_rows(run)[1:]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    student = sum(numpy_helper.to_array(t).size for t in onnx.load(run / "model.onnx").graph.initializer)
+    teacher = sum(v.size for v in import_tflite(model_paths[1]).constants.values())
+    assert student < 0.8 * teacher
+    with PoseLandmarker(landmark_model=str(run / "model.onnx")) as landmarker:
+        poses = landmarker.detect(sample_image("astronaut.png"))
+    assert len(poses) == 1 and np.isfinite(poses.landmarks).all()
+
+
 # ------------------------------------------------------------------ resume, divergence, interruption
 
 

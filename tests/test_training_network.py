@@ -9,7 +9,8 @@ from posepipe.assets import cache_dir  # noqa: E402
 from posepipe.graph import import_tflite  # noqa: E402
 from posepipe.landmarks import sigmoid  # noqa: E402
 from posepipe.runtime import OnnxRuntimeModel, load_model  # noqa: E402
-from posepipe.training.network import GraphModule, export_onnx, residual_blocks, student_graph  # noqa: E402
+from posepipe.training.network import (  # noqa: E402
+    CHANNEL_MULTIPLE, GraphModule, _pruned, channel_groups, export_onnx, residual_stream_taps, student_graph)
 from tests.test_model_import import inputs_for  # noqa: E402
 
 TOLERANCE = 1e-3
@@ -95,13 +96,37 @@ def test_export_round_trip(tmp_path, landmark_graph):
         assert not torch.allclose(original(torch.from_numpy(batch))[0], module(torch.from_numpy(batch))[0])
 
 
-def test_student_is_the_teacher_without_residual_blocks(landmark_graph):
-    student = student_graph(landmark_graph)
+def test_student_is_the_teacher_with_fewer_channels_inside_its_blocks(landmark_graph):
+    images = torch.rand(3, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    student = student_graph(landmark_graph, images)
     assert student.outputs == landmark_graph.outputs
-    dropped = len(landmark_graph.nodes) - len(student.nodes)
-    assert dropped > 0.3 * len(landmark_graph.nodes)
-    assert not residual_blocks(student) or len(residual_blocks(student)) < len(residual_blocks(landmark_graph))
-    module = GraphModule(student)
-    outputs = module(torch.rand(1, 3, 256, 256))
-    assert [tuple(o.shape[1:]) for o in outputs] == [landmark_graph.output_shapes[n][1:] for n in student.outputs]
-    assert sum(p.numel() for p in module.parameters()) < 0.6 * sum(v.size for v in landmark_graph.constants.values())
+    assert [n.output for n in student.nodes] == [n.output for n in landmark_graph.nodes]  # same depth
+    teacher_groups, student_groups = channel_groups(landmark_graph), channel_groups(student)
+    assert len(teacher_groups) == len(student_groups) >= 10
+    widths = [(landmark_graph.constants[t.expand.inputs[1]].shape[0], student.constants[s.expand.inputs[1]].shape[0])
+              for t, s in zip(teacher_groups, student_groups)]
+    assert all(s % CHANNEL_MULTIPLE == 0 and s <= t for t, s in widths)
+    assert sum(s for _, s in widths) < 0.5 * sum(t for t, _ in widths)
+    # every tensor the student is held to keeps the teacher's shape
+    taps = residual_stream_taps(student)
+    feeds = {i: n.output for n in student.nodes if n.op == "add" for i in n.inputs}
+    assert all(c.output in taps or feeds.get(c.output) in taps for g in student_groups for c in g.consumers)
+    batch = torch.rand(2, 3, 256, 256)
+    with torch.no_grad():
+        student_out, student_taps = GraphModule(student).eval().run(batch, taps)
+        teacher_out, teacher_taps = GraphModule(landmark_graph).eval().run(batch, taps)
+    assert [o.shape for o in student_out] == [o.shape for o in teacher_out]
+    assert all(student_taps[t].shape == teacher_taps[t].shape for t in taps)
+    assert sum(v.size for v in student.constants.values()) < 0.8 * sum(v.size for v in landmark_graph.constants.values())
+
+
+def test_pruning_keeps_the_channels_it_is_told_to(landmark_graph):
+    """Keeping every channel (whatever the statistics say) is the teacher itself."""
+    groups = channel_groups(landmark_graph)
+    stats = {d.output: (np.zeros(landmark_graph.constants[d.inputs[1]].shape[0]),
+                        np.ones(landmark_graph.constants[d.inputs[1]].shape[0])) for g in groups for d in g.depthwise}
+    same = _pruned(landmark_graph, groups, [1.0] * len(groups), stats)
+    batch = torch.rand(1, 3, 256, 256)
+    with torch.no_grad():
+        for a, b in zip(GraphModule(same).eval()(batch), GraphModule(landmark_graph).eval()(batch)):
+            assert torch.equal(a, b)

@@ -7,15 +7,17 @@ random initialisation. :meth:`GraphModule.to_graph` writes the trained values ba
 copy of the graph, so export reuses the same ONNX emitter as inference: a trained
 ``model.onnx`` has the original's inputs and outputs and runs wherever the original runs.
 
-:func:`student_graph` makes the distillation student: the same architecture with some of
-its identity-residual blocks left out (a residual block ``y = act(x + f(x))`` becomes
-``y = x``), the remaining layers keeping the teacher's weights as a warm start.
+:func:`student_graph` makes the distillation student: the same architecture with fewer
+channels inside its inverted-residual blocks (width pruning), the kept weights the
+teacher's, as a warm start; :func:`residual_stream_taps` names the inner tensors the
+student is held to during distillation.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -85,10 +87,14 @@ class GraphModule(nn.Module):
         return self.weights[key] if key is not None else values[name]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.run(x)[0]
+
+    def run(self, x: torch.Tensor, taps: list[str] = ()) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        """The outputs, and the inner tensors named in ``taps`` (for feature distillation)."""
         values: dict[str, torch.Tensor] = {self.graph.input_name: x}
         for node in self.nodes:
             values[node.output] = self._run(node, [self._value(i, values) for i in node.inputs])
-        return tuple(values[name] for name in self.outputs)
+        return tuple(values[name] for name in self.outputs), {name: values[name] for name in taps}
 
     @staticmethod
     def _run(node: Node, ins: list[torch.Tensor]) -> torch.Tensor:
@@ -146,59 +152,112 @@ def export_onnx(module: GraphModule, path) -> None:
 # --------------------------------------------------------------------------- the student
 
 
-def residual_blocks(graph: Graph) -> list[tuple[Node, str, list[Node]]]:
-    """Identity-residual blocks: (the add node, its skip input, the branch's nodes).
+@dataclass
+class ChannelGroup:
+    """Channels that can go together: the outputs of ``expand`` (a 1×1 expansion), the
+    ``depthwise`` convs that filter them one by one, and the ``consumers`` that sum them.
 
-    An ``add`` qualifies when one input is the other's ancestor through a chain used by
-    nothing else and the branch keeps the shape (no channel padding or pooling on the skip),
-    so that leaving the branch out leaves a valid network.
-    """
-    producer = {n.output: n for n in graph.nodes}
-    consumers: dict[str, int] = {}
-    for n in graph.nodes:
-        for i in n.inputs:
-            consumers[i] = consumers.get(i, 0) + 1
-    blocks = []
+    Every inverted-residual block of BlazePose (expand → depthwise → project) has one; its
+    channels never reach the residual stream, so removing some keeps every other shape."""
+
+    expand: Node
+    depthwise: list[Node]
+    consumers: list[Node]
+
+
+def channel_groups(graph: Graph) -> list[ChannelGroup]:
+    """The graph's prunable groups, in network order."""
+    consumers: dict[str, list[Node]] = {}
     for node in graph.nodes:
-        if node.op != "add" or len(node.inputs) != 2:
+        for name in node.inputs:
+            consumers.setdefault(name, []).append(node)
+    is_depthwise = lambda n: n.op == "conv" and n.attrs["group"] > 1 and graph.constants[n.inputs[1]].shape[1] == 1  # noqa: E731
+    groups = []
+    for expand in graph.nodes:
+        if expand.op != "conv" or expand.attrs["group"] != 1 or expand.output in graph.outputs:
             continue
-        for skip, branch_out in (node.inputs, node.inputs[::-1]):
-            branch, name = [], branch_out
-            while name != skip and name in producer and consumers.get(name, 0) == 1:
-                p = producer[name]
-                data_inputs = [i for i in p.inputs if i not in graph.constants]
-                if p.op not in ("conv", "add") or len(data_inputs) != 1:
-                    break
-                branch.append(p)
-                name = data_inputs[0]
-            if name == skip and branch:
-                blocks.append((node, skip, branch[::-1]))
-                break
-    return blocks
+        depthwise, sums, ok = [], [], True
+        pending = list(consumers.get(expand.output, []))
+        while pending and ok:
+            node = pending.pop()
+            if node.op == "pad" and not (node.attrs["pads"][1] or node.attrs["pads"][5]):  # no channel padding
+                pending.extend(consumers.get(node.output, []))
+            elif is_depthwise(node) and node.output not in graph.outputs:
+                depthwise.append(node)
+                after = consumers.get(node.output, [])
+                ok = all(n.op == "conv" and n.attrs["group"] == 1 for n in after)
+                sums.extend(after)
+            else:
+                ok = False
+        if ok and depthwise:
+            groups.append(ChannelGroup(expand, depthwise, sums))
+    return groups
 
 
-def student_graph(graph: Graph) -> Graph:
-    """The teacher's graph without its identity-residual blocks: each ``y = act(x + f(x))``
-    becomes ``y = x``, so the encoder keeps its resolutions and channels but loses depth.
+STUDENT_KEEP = 0.5  # share of each group's channels the student keeps ...
+STUDENT_KEEP_LEAST_SENSITIVE = 0.25  # ... and in the third of the groups where that matters least
+CHANNEL_MULTIPLE = 16  # ONNX Runtime's blocked (NCHWc) kernels work in 16-channel blocks with AVX-512
 
-    A block goes only where that is exact for the rest of the network: the add has no
-    activation, or a ReLU6 whose skip input already comes out of a ReLU6 (``relu6(x) == x``).
-    The remaining layers keep the teacher's weights, a warm start for distillation.
+
+def _pruned(graph: Graph, groups: list[ChannelGroup], shares: list[float], stats: dict) -> Graph:
+    """``graph`` keeping ``share`` of each group's channels, those that move the consumers'
+    sums most (``std(channel) × |consumer weights|``); a removed channel is replaced by its
+    mean, folded into the consumers' biases."""
+    constants = dict(graph.constants)
+    nodes = [Node(n.op, list(n.inputs), n.output, dict(n.attrs)) for n in graph.nodes]
+    by_output = {n.output: n for n in nodes}
+    for group, share in zip(groups, shares):
+        channels = constants[group.expand.inputs[1]].shape[0]
+        count = min(channels, max(CHANNEL_MULTIPLE, round(channels * share / CHANNEL_MULTIPLE) * CHANNEL_MULTIPLE))
+        sums = [(d, c) for d in group.depthwise for c in group.consumers if c.inputs[0] == d.output]
+        score = sum(stats[d.output][1] * np.abs(constants[c.inputs[1]].sum((2, 3))).sum(0) for d, c in sums)
+        kept = np.sort(np.argsort(-score, kind="stable")[:count])
+        dropped = np.setdiff1d(np.arange(channels), kept)
+        for name in group.expand.inputs[1:3] + [n for d in group.depthwise for n in d.inputs[1:3]]:
+            constants[name] = constants[name][kept]
+        for d in group.depthwise:
+            by_output[d.output].attrs["group"] = count
+        for d, c in sums:
+            weight = constants[c.inputs[1]]
+            constants[c.inputs[2]] = (constants[c.inputs[2]]
+                                      + weight[:, dropped].sum((2, 3)) @ stats[d.output][0][dropped]).astype(np.float32)
+            constants[c.inputs[1]] = np.ascontiguousarray(weight[:, kept])
+    return Graph(graph.input_name, graph.input_shape, list(graph.outputs), dict(graph.output_shapes), nodes, constants)
+
+
+def student_graph(graph: Graph, images: torch.Tensor) -> Graph:
+    """The distillation student: the teacher with half of every block's expansion channels
+    removed, and three quarters in the third of the blocks where that matters least. Same
+    inputs, outputs, depth and residual stream; about 1.6× faster on ONNX Runtime.
+
+    ``images`` (a few dozen crops, (N, 3, H, W) in [0, 1]) rank the channels and the groups:
+    a group's sensitivity is how far the landmarks move when it alone is halved. On
+    MediaPipe's full model that is 0.01–0.03 of the crop for most groups, under 0.01 for
+    the 8-pixel blocks and two of the 16-pixel ones, so those are the ones pruned further.
     """
-    producer = {n.output: n for n in graph.nodes}
-    drop: set[str] = set()
-    rename: dict[str, str] = {}
-    for add, skip, branch in residual_blocks(graph):
-        source = producer.get(skip)
-        exact = add.attrs["activation"] is None or (
-            add.attrs["activation"] == "relu6" and source is not None and source.attrs.get("activation") == "relu6")
-        if not exact or add.output in graph.outputs:
-            continue
-        drop.update(n.output for n in branch)
-        drop.add(add.output)
-        rename[add.output] = rename.get(skip, skip)
-    nodes = [Node(n.op, [rename.get(i, i) for i in n.inputs], n.output, dict(n.attrs))
-             for n in graph.nodes if n.output not in drop]
-    used = {i for n in nodes for i in n.inputs}
-    return Graph(graph.input_name, graph.input_shape, list(graph.outputs), dict(graph.output_shapes), nodes,
-                 {k: v for k, v in graph.constants.items() if k in used})
+    groups = channel_groups(graph)
+    module = GraphModule(graph).eval()
+    with torch.no_grad():
+        (reference, *_), values = module.run(images, sorted({d.output for g in groups for d in g.depthwise}))
+        stats = {name: (v.mean((0, 2, 3)).double().numpy(), v.std((0, 2, 3)).double().numpy())
+                 for name, v in values.items()}
+        del values
+
+        def shift(candidate: Graph) -> float:
+            raw = GraphModule(candidate, outputs=[graph.outputs[0]]).eval()(images)[0]
+            return float((raw - reference).reshape(len(images), -1, 5)[..., :2].norm(dim=-1).median())
+
+        candidates = [i for i, g in enumerate(groups)
+                      if graph.constants[g.expand.inputs[1]].shape[0] >= 4 * CHANNEL_MULTIPLE]
+        sensitivity = {i: shift(_pruned(graph, [groups[i]], [STUDENT_KEEP], stats)) for i in candidates}
+    least = sorted(candidates, key=sensitivity.get)[:len(groups) // 3]
+    shares = [STUDENT_KEEP_LEAST_SENSITIVE if i in least else STUDENT_KEEP for i in range(len(groups))]
+    return _pruned(graph, groups, shares, stats)
+
+
+def residual_stream_taps(graph: Graph) -> list[str]:
+    """Where the student is held to the teacher's features: after each pruned group's
+    consumer, on the residual stream (the block's add) where there is one. These tensors
+    keep the teacher's shape, so the teacher's values are targets for every layer at once."""
+    adds = {i: n.output for n in graph.nodes if n.op == "add" for i in n.inputs}
+    return list(dict.fromkeys(adds.get(c.output, c.output) for g in channel_groups(graph) for c in g.consumers))

@@ -81,10 +81,13 @@ def supervised_loss(out: Outputs, batch: dict[str, torch.Tensor]) -> dict[str, t
     return terms
 
 
-def distillation_loss(student: Outputs, teacher: Outputs) -> dict[str, torch.Tensor]:
+def distillation_loss(student: Outputs, teacher: Outputs, student_features: dict[str, torch.Tensor] | None = None,
+                      teacher_features: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The student copies every output the pipeline uses: all 39 landmarks (the two auxiliary
     ones steer tracking), visibility and presence, the heatmaps, the pose flag and the world
-    landmarks. Soft targets are the teacher's probabilities."""
+    landmarks. Soft targets are the teacher's probabilities. With features (inner tensors
+    of the same shape in both), each is matched by a mean squared error relative to the
+    teacher's variance, which trains every layer toward its counterpart at once."""
     soft = lambda logits: torch.sigmoid(logits).detach()  # noqa: E731
     terms = {
         "coordinates": (student.coordinates - teacher.coordinates.detach()).abs().sum(-1).mean(),
@@ -95,6 +98,10 @@ def distillation_loss(student: Outputs, teacher: Outputs) -> dict[str, torch.Ten
         "flag": 0.1 * (student.flag - teacher.flag.detach()).abs().mean(),
         "world": (student.world - teacher.world.detach()).abs().mean(),
     }
+    if student_features:
+        terms["features"] = sum(
+            F.mse_loss(value, teacher_features[name].detach()) / teacher_features[name].detach().var().clamp_min(1e-6)
+            for name, value in student_features.items()) / len(student_features)
     terms["total"] = sum(terms.values())
     return terms
 

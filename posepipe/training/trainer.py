@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import PosepipeError
@@ -34,8 +35,9 @@ from ..labels import load_labels
 from ..landmarks import MASK_OUTPUT
 from . import objectives
 from .data import Augmentation, CropDataset, split_people
-from .network import GraphModule, export_onnx, student_graph
+from .network import GraphModule, export_onnx, residual_stream_taps, student_graph
 
+STUDENT_CALIBRATION_CROPS = 48
 TRACE_COLUMNS = ("epoch", "train_loss", "train_pck@0.05", "train_pck@0.1", "val_loss", "val_pck@0.05",
                  "val_pck@0.1", "lr", "seconds")
 
@@ -48,10 +50,10 @@ class TrainConfig:
     val_fraction: float = 0.2
     epochs: int = 10
     batch_size: int = 16
-    lr: float | None = None  # default: 1e-3 from scratch or distilling, 1e-5 fine-tuning (larger steps undo the pretrained weights)
+    lr: float | None = None  # default: 1e-3 from scratch, 1e-4 distilling, 1e-5 fine-tuning (larger steps undo pretrained weights)
     weight_decay: float = 1e-4
     from_scratch: bool = False
-    distill: bool = False  # train the depth-reduced student on the teacher's outputs
+    distill: bool = False  # train the width-pruned student on the teacher's outputs and features
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -59,7 +61,9 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else 1e-3 if self.from_scratch or self.distill else 1e-5
+        if self.lr is not None:
+            return self.lr
+        return 1e-3 if self.from_scratch else 1e-4 if self.distill else 1e-5
 
 
 class TrainingDiverged(PosepipeError):
@@ -137,10 +141,15 @@ class Trainer:
         torch.manual_seed(config.seed)
         # Subnormal floats make CPU kernels crawl (seen: 20x slower epochs once weights shrink).
         torch.set_flush_denormal(True)
-        self.teacher = None
+        self.teacher, self.taps = None, []
         if config.distill:
             self.teacher = GraphModule(graph, outputs=outputs).to(self.device).eval().requires_grad_(False)
-            graph = student_graph(graph)
+            # The student is pruned on the first crops of the training set, unaugmented, so
+            # a resumed run rebuilds the same architecture.
+            calibration = CropDataset(train[:STUDENT_CALIBRATION_CROPS], None, seed=config.seed)
+            images = torch.from_numpy(np.stack([calibration[i]["image"] for i in range(len(calibration))]))
+            graph = student_graph(graph, images)
+            self.taps = residual_stream_taps(graph)
         self.model = GraphModule(graph, from_scratch=config.from_scratch, seed=config.seed,
                                  outputs=outputs).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -192,12 +201,14 @@ class Trainer:
                                            generator=generator, num_workers=0)
 
     def _loss(self, images: torch.Tensor, batch: dict) -> tuple[dict, objectives.Outputs]:
-        out = objectives.Outputs.from_network(self.model(images))
+        outputs, features = self.model.run(images, self.taps)
+        out = objectives.Outputs.from_network(outputs)
         if self.teacher is None:
             return objectives.supervised_loss(out, batch), out
         with torch.no_grad():
-            teacher = objectives.Outputs.from_network(self.teacher(images))
-        return objectives.distillation_loss(out, teacher), out
+            teacher_outputs, teacher_features = self.teacher.run(images, self.taps)
+        return objectives.distillation_loss(out, objectives.Outputs.from_network(teacher_outputs), features,
+                                            teacher_features), out
 
     def _pass(self, dataset: CropDataset, train: bool, progress=None) -> dict[str, float]:
         self.model.train(train)
