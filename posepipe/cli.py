@@ -35,14 +35,14 @@ def model_options(f):
     return f
 
 
-def _landmarker(opts: dict, masks: bool = False, video: bool = False):
+def _landmarker(opts: dict, masks: bool = False):
     from .pipeline import PoseLandmarker, PoseLandmarkerOptions
 
     return PoseLandmarker(PoseLandmarkerOptions(
         num_poses=opts["num_poses"], min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], backend=opts["backend"],
         threads=opts["threads"], detector_model=opts["detector_model"], landmark_model=opts["landmark_model"],
-        output_segmentation_masks=masks), video=video)
+        output_segmentation_masks=masks))
 
 
 def _fail(message: str, code: int = 2):
@@ -158,7 +158,7 @@ def label(inputs, dataset_dir, every, **opts):
         click.echo(f"posepipe: {source}: {message}", err=True)
 
     stats = make_dataset(list(inputs), dataset_dir, landmarker=lambda: _landmarker(opts),
-                         tracker=lambda: PoseTracker(smooth=False, landmarker=_landmarker(opts, video=True)),
+                         tracker=lambda: PoseTracker(smooth=False, landmarker=_landmarker(opts)),
                          every=every, on_error=report)
     click.echo(f"{stats.images} pictures, {stats.people} people: wrote {Path(dataset_dir) / 'labels.jsonl'}")
     if stats.failures:
@@ -169,7 +169,7 @@ def label(inputs, dataset_dir, every, **opts):
 def _tracker(opts: dict, smooth: bool):
     from .tracking import PoseTracker
 
-    return PoseTracker(smooth=smooth, landmarker=_landmarker(opts, video=True))
+    return PoseTracker(smooth=smooth, landmarker=_landmarker(opts))
 
 
 def _progress(total: int | None):

@@ -49,7 +49,7 @@ class PoseTracker:
 
     def __init__(self, options: PoseLandmarkerOptions | None = None, smooth: bool = True,
                  landmarker: PoseLandmarker | None = None, **overrides):
-        self.landmarker = landmarker or PoseLandmarker(options, video=True, **overrides)
+        self.landmarker = landmarker or PoseLandmarker(options, **overrides)
         self.options = self.landmarker.options
         self.smooth = smooth
         self.tracks: list[Track] = []
