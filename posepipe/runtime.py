@@ -309,8 +309,8 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     model_path = Path(model_path)
     onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
     if backend == "auto":
-        # bench/still_images.py measured LiteRT's XNNPACK ~1.9x faster than ONNX Runtime on a
-        # 2-core CPU for one image at a time; ONNX Runtime stays for GPUs and trained models.
+        # LiteRT's XNNPACK runs a whole .tflite fastest on CPU (the detector; the landmark model
+        # with masks); PoseLandmarker asks for ONNX Runtime where it can cut the mask decoder out.
         backend = "onnxruntime" if onnx_file or not litert_available() else "litert"
     if onnx_file and backend == "litert" and is_onnx_file(model_path):
         raise ModelError(f"the litert backend runs .tflite files only; run the ONNX model {model_path} "

@@ -130,3 +130,23 @@ def test_pruning_keeps_the_channels_it_is_told_to(landmark_graph):
     with torch.no_grad():
         for a, b in zip(GraphModule(same).eval()(batch), GraphModule(landmark_graph).eval()(batch)):
             assert torch.equal(a, b)
+
+
+def test_a_removed_channel_is_replaced_by_its_mean(landmark_graph):
+    """Halving one block: its projection's output keeps the teacher's mean over the images
+    the statistics came from (the removed channels' means are folded into the bias), while
+    the values themselves move."""
+    group = channel_groups(landmark_graph)[2]
+    depthwise, projection = group.depthwise[0], group.consumers[0]
+    images = torch.rand(4, 3, 256, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        _, values = GraphModule(landmark_graph).eval().run(images, [depthwise.output, projection.output])
+        stats = {depthwise.output: (values[depthwise.output].mean((0, 2, 3)).double().numpy(),
+                                    values[depthwise.output].std((0, 2, 3)).double().numpy())}
+        pruned = _pruned(landmark_graph, [group], [0.5], stats)
+        _, after = GraphModule(pruned).eval().run(images, [projection.output])
+    before, now = values[projection.output], after[projection.output]
+    assert pruned.constants[group.expand.inputs[1]].shape[0] < landmark_graph.constants[group.expand.inputs[1]].shape[0]
+    assert not torch.allclose(now, before, atol=1e-2)
+    scale = before.abs().mean()
+    assert torch.allclose(now.mean((0, 2, 3)), before.mean((0, 2, 3)), atol=1e-4 * float(scale) + 1e-5)
