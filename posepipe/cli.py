@@ -547,8 +547,9 @@ def _fit(trainer_module, make_trainer, run_dir: str) -> None:
             click.echo(f"posepipe: error: {exc}", err=True)
             sys.exit(1)
     best = trainer.best
+    int8 = ", model_int8.onnx" if trainer.calibration is not None else ""
     click.echo(f"{len(rows) - 1} epochs; best val PCK@0.1 {best[1]:.3f} (epoch {best[0]}); "
-               f"wrote {run_dir}/model.onnx, trace.csv, trace.json, trace.png")
+               f"wrote {run_dir}/model.onnx{int8}, trace.csv, trace.json, trace.png")
 
 
 def train_options(f):
@@ -564,7 +565,7 @@ def train_options(f):
         click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder."),
         click.option("--epochs", default=10, show_default=True, type=click.IntRange(1)),
         click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1)),
-        click.option("--lr", type=float, help="Learning rate (default 1e-3 from scratch, 1e-4 distilling, 1e-5 fine-tuning)."),
+        click.option("--lr", type=float, help="Learning rate (default 1e-3 from scratch, 1e-5 fine-tuning and distilling)."),
         click.option("--seed", default=0, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto (a GPU where one exists), cpu, cuda."),
         click.option("--no-augment", is_flag=True, help="Train on the plain crops."),
@@ -607,9 +608,10 @@ def train(**kwargs):
 @main.command()
 @train_options
 def distill(**kwargs):
-    """Train a faster student (the landmark network with about half the channels inside its
-    blocks, ~1.6x faster) to copy the full model's outputs and features on unlabelled frames
-    (e.g. a `posepipe label` folder)."""
+    """Train a faster student (the landmark network with a quarter of the channels inside its
+    blocks removed) to copy the full model's outputs and features on unlabelled frames (e.g. a
+    `posepipe label` folder). Writes model.onnx and model_int8.onnx, the student quantised
+    for CPUs (~1.65x faster than the full model)."""
     _train_or_distill(True, **kwargs)
 
 
