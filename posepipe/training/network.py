@@ -227,7 +227,7 @@ def _pruned(graph: Graph, groups: list[ChannelGroup], shares: list[float], stats
 def student_graph(graph: Graph, images: torch.Tensor) -> Graph:
     """The distillation student: the teacher with a quarter of every block's expansion
     channels removed. Same inputs, outputs, depth and residual stream; 1.2× faster in float
-    on ONNX Runtime and 1.65× once quantised to int8 (:func:`posepipe.runtime.quantize_int8`).
+    on ONNX Runtime and about 1.6× once quantised to int8 (:func:`posepipe.runtime.quantize_int8`).
 
     ``images`` (a few dozen crops, (N, 3, H, W) in [0, 1]) rank the channels. Removing half
     of them, three quarters in a third of the blocks (1.6× in float), moved the landmarks by
