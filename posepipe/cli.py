@@ -547,7 +547,7 @@ def _fit(trainer_module, make_trainer, run_dir: str) -> None:
             click.echo(f"posepipe: error: {exc}", err=True)
             sys.exit(1)
     best = trainer.best
-    int8 = ", model_int8.onnx" if trainer.calibration is not None else ""
+    int8 = ", model_int8.onnx" if trainer.config.distill else ""
     click.echo(f"{len(rows) - 1} epochs; best val PCK@0.1 {best[1]:.3f} (epoch {best[0]}); "
                f"wrote {run_dir}/model.onnx{int8}, trace.csv, trace.json, trace.png")
 
