@@ -82,7 +82,8 @@ def keep_outputs(graph: Graph, names: list[str]) -> Graph:
             pending.extend(node.inputs)
     nodes = [n for n in graph.nodes if n.output in needed]
     used = {i for n in nodes for i in n.inputs}
-    return Graph(graph.input_name, graph.input_shape, list(names), {k: graph.output_shapes[k] for k in names},
+    return Graph(graph.input_name, graph.input_shape, list(names),
+                 {k: graph.output_shapes[k] for k in names if k in graph.output_shapes},  # inner tensors have none
                  nodes, {k: v for k, v in graph.constants.items() if k in used})
 
 

@@ -194,7 +194,7 @@ def channel_groups(graph: Graph) -> list[ChannelGroup]:
     return groups
 
 
-STUDENT_KEEP = 0.75  # share of each block's expansion channels the student keeps
+STUDENT_KEEP = 0.9  # share of each block's expansion channels the student keeps
 CHANNEL_MULTIPLE = 16  # ONNX Runtime's blocked (NCHWc) kernels work in 16-channel blocks with AVX-512
 
 
@@ -224,21 +224,29 @@ def _pruned(graph: Graph, groups: list[ChannelGroup], shares: list[float], stats
     return Graph(graph.input_name, graph.input_shape, list(graph.outputs), dict(graph.output_shapes), nodes, constants)
 
 
-def student_graph(graph: Graph, images: torch.Tensor) -> Graph:
-    """The distillation student: the teacher with a quarter of every block's expansion
-    channels removed. Same inputs, outputs, depth and residual stream; 1.2× faster in float
-    on ONNX Runtime and about 1.6× once quantised to int8 (:func:`posepipe.runtime.quantize_int8`).
+def student_graph(graph: Graph, images: torch.Tensor, batch: int = 32) -> Graph:
+    """The distillation student: the teacher with a tenth of every block's expansion channels
+    removed. Same inputs, outputs, depth and residual stream; about 1.5× faster than the
+    teacher once quantised to int8 (:func:`posepipe.runtime.quantize_int8`).
 
-    ``images`` (a few dozen crops, (N, 3, H, W) in [0, 1]) rank the channels. Removing half
-    of them, three quarters in a third of the blocks (1.6× in float), moved the landmarks by
-    0.15 of the crop and left the student far from the teacher after 90 CPU epochs; a
-    quarter moves them by 0.033.
+    ``images`` ((N, 3, H, W) in [0, 1]) rank the channels, block by block: each block's are
+    ranked on the activations of the student pruned so far, so a block makes up for what the
+    blocks before it lost. Crops from varied scenes matter more than their number: on the
+    held-out COCO people, 85 % of the channels ranked on one street video's crops scored
+    PCK@0.1 0.64, ranked on those plus a few augmented photos 0.81 (the teacher 0.88); 75 %
+    scored 0.53 even so, 90 % 0.86.
     """
-    groups = channel_groups(graph)
-    with torch.no_grad():
-        _, values = GraphModule(graph).eval().run(images, sorted({d.output for g in groups for d in g.depthwise}))
-    stats = {name: (v.mean((0, 2, 3)).double().numpy(), v.std((0, 2, 3)).double().numpy()) for name, v in values.items()}
-    return _pruned(graph, groups, [STUDENT_KEEP] * len(groups), stats)
+    student = graph
+    for index in range(len(channel_groups(graph))):
+        groups = channel_groups(student)
+        names = [d.output for d in groups[index].depthwise]
+        module = GraphModule(student, outputs=names).eval()
+        with torch.no_grad():
+            values = [torch.cat(v) for v in zip(*(module(images[i:i + batch]) for i in range(0, len(images), batch)))]
+        stats = {name: (v.mean((0, 2, 3)).double().numpy(), v.std((0, 2, 3)).double().numpy())
+                 for name, v in zip(names, values)}
+        student = _pruned(student, [groups[index]], [STUDENT_KEEP], stats)
+    return student
 
 
 def residual_stream_taps(graph: Graph) -> list[str]:

@@ -143,14 +143,16 @@ class Trainer:
         self.teacher, self.taps, self.calibration = None, [], None
         if config.distill:
             self.teacher = GraphModule(graph, outputs=outputs).to(self.device).eval().requires_grad_(False)
-            # The student is pruned, and later quantised, on unaugmented crops spread evenly
-            # over the training set, the same on resume. The first crops alone are often one
-            # video's: quantised on those, a student lost 0.13 of held-out PCK@0.1 to int8,
-            # on spread crops 0.02-0.04.
+            # The student is quantised on unaugmented crops spread evenly over the training set
+            # (the first crops alone are often one video's: quantised on those, a student lost
+            # 0.13 of held-out PCK@0.1 to int8, on spread crops 0.02-0.04), and pruned on those
+            # and augmented copies of them: the varied crops rank channels for new people.
             spread = train[::max(1, len(train) // STUDENT_CALIBRATION_CROPS)][:STUDENT_CALIBRATION_CROPS]
             crops = CropDataset(spread, None, seed=config.seed)
+            varied = CropDataset(spread, Augmentation(), seed=config.seed)
             self.calibration = np.stack([crops[i]["image"] for i in range(len(crops))])
-            graph = student_graph(graph, torch.from_numpy(self.calibration))
+            ranking = np.concatenate([self.calibration, np.stack([varied[i]["image"] for i in range(len(varied))])])
+            graph = student_graph(graph, torch.from_numpy(ranking))
             self.taps = residual_stream_taps(graph)
         self.model = GraphModule(graph, from_scratch=config.from_scratch, seed=config.seed,
                                  outputs=outputs).to(self.device)
