@@ -284,7 +284,7 @@ class Trainer:
 
     def export(self) -> Path:
         """model.onnx from the best epoch's weights (the last ones when none was trained); for a
-    student also model_int8.onnx, the same network quantised for CPUs."""
+        student also model_int8.onnx, the same network quantised for CPUs."""
         best = self.run_dir / "weights" / "best.pt"
         module = self.model
         if best.is_file():
