@@ -548,7 +548,8 @@ def _fit(trainer_module, make_trainer, run_dir: str) -> None:
             sys.exit(1)
     best = trainer.best
     int8 = ", model_int8.onnx" if trainer.config.distill else ""
-    click.echo(f"{len(rows) - 1} epochs; best val PCK@0.1 {best[1]:.3f} (epoch {best[0]}); "
+    measure = "val loss" if trainer.config.distill else "val PCK@0.1"
+    click.echo(f"{len(rows) - 1} epochs; best {measure} {best[1]:.3f} (epoch {best[0]}); "
                f"wrote {run_dir}/model.onnx{int8}, trace.csv, trace.json, trace.png")
 
 
@@ -608,10 +609,10 @@ def train(**kwargs):
 @main.command()
 @train_options
 def distill(**kwargs):
-    """Train a faster student (the landmark network with a tenth of the channels inside its
-    blocks removed) to copy the full model's outputs and features on unlabelled frames (e.g. a
-    `posepipe label` folder). Writes model.onnx and model_int8.onnx, the student quantised
-    for CPUs (~1.5x faster than the full model)."""
+    """Train a faster student (the landmark network with a third of its stem's channels
+    removed, trained through int8 rounding) to copy the full model's outputs and features on
+    unlabelled frames (e.g. a `posepipe label` folder). Writes model.onnx and model_int8.onnx,
+    the student quantised for CPUs (~1.5x faster than the full model)."""
     _train_or_distill(True, **kwargs)
 
 

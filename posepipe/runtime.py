@@ -220,18 +220,54 @@ def onnx_without_outputs(onnx_file: Path, cache_dir: Path, drop_outputs: tuple[i
     return target
 
 
-def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray) -> None:
+@dataclass
+class Int8Ranges:
+    """What int8 quantisation does to a network: the activation tensors it quantises, each
+    with its (scale, zero point) in uint8, and the weights it stores in int8 (per output
+    channel, symmetric: scale = max |w| / 127). Training simulates exactly these
+    (``GraphModule.simulate_int8``), and export quantises with them."""
+
+    activations: dict[str, tuple[float, int]]
+    weights: list[str]
+
+    @classmethod
+    def of_model(cls, onnx_file: Path) -> "Int8Ranges":
+        """The ranges of a quantised (QDQ) model, by its float tensors' names."""
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(onnx_file))
+        constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        activations, weights = {}, []
+        for node in model.graph.node:
+            if node.op_type == "QuantizeLinear":  # an output's float tensor is renamed "<name>_QuantizeLinear_Input"
+                name = node.input[0].removesuffix("_QuantizeLinear_Input")
+                activations[name] = (float(constants[node.input[1]]), int(constants[node.input[2]]))
+            elif node.op_type == "DequantizeLinear" and constants.get(node.input[0], np.zeros(0)).dtype == np.int8:
+                weights.append(node.input[0].removesuffix("_quantized"))
+        return cls(activations, weights)
+
+    def to_json(self) -> dict:
+        return {"activations": {k: list(v) for k, v in self.activations.items()}, "weights": self.weights}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Int8Ranges":
+        return cls({k: (float(s), int(z)) for k, (s, z) in data["activations"].items()}, list(data["weights"]))
+
+
+def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges: Int8Ranges | None = None) -> Int8Ranges:
     """Write ``onnx_file`` quantised to int8 (QDQ: per-channel int8 weights, uint8 activations
-    with ranges from ``calibration``, a batch of typical inputs), the same inputs and outputs
-    in float.
+    with ranges from ``calibration``, a batch of typical inputs, or the given ``ranges``), the
+    same inputs and outputs in float; return the ranges used.
 
     The stem, the convolutions before the first 1×1, stays in float: ONNX Runtime's int8
     kernels are slower than its float ones on 3 input channels and on the narrow depthwise
     conv at 128×128 (273 and 240 µs against 144 and 110 µs); so kept, MediaPipe's full model
     runs 1.42× faster than in float instead of 1.34× (no mask decoder, 2 cores with VNNI).
-    Activation ranges are the 0.001–99.999 percentiles of the calibration values, not their
-    extremes: a pruned student lost 0.04 of held-out PCK@0.1 to int8 with min–max ranges and
-    0.016 with percentiles."""
+    Calibrated activation ranges are the 0.001–99.999 percentiles of the calibration values,
+    not their extremes: a pruned student lost 0.04 of held-out PCK@0.1 to int8 with min–max
+    ranges and 0.016 with percentiles. ``ranges`` fixes them instead: a network trained with
+    int8 simulated (quantisation-aware) is exported with the ranges it was trained with."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -246,6 +282,9 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray) -> Non
         def get_next(self):
             return next(self.batches, None)
 
+    overrides = {} if ranges is None else {
+        tensor: [{"scale": np.array(scale, np.float32), "zero_point": np.array(zero, np.uint8)}]
+        for tensor, (scale, zero) in ranges.activations.items()}
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(onnx_file), str(prepared), skip_symbolic_shape=True)
@@ -261,8 +300,12 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray) -> Non
         onnx.save(model, str(prepared))
         quantize_static(str(prepared), str(quantized), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=stem,
-                        calibrate_method=CalibrationMethod.Percentile)
+                        # with fixed ranges the calibration is overridden: the plain one, that
+                        # never fails on a constant tensor the way percentile histograms can
+                        calibrate_method=CalibrationMethod.Percentile if ranges is None else CalibrationMethod.MinMax,
+                        extra_options={"TensorQuantOverrides": overrides})
         _write_model(onnx.load(str(quantized)), target)
+    return Int8Ranges.of_model(target)
 
 
 # --------------------------------------------------------------------------- backends
