@@ -9,8 +9,8 @@ copy of the graph, so export reuses the same ONNX emitter as inference: a traine
 
 :func:`student_graph` makes the distillation student: the same architecture with fewer
 channels in its stem (width pruning), the kept weights the teacher's, as a warm start,
-trained with int8 simulated (:meth:`GraphModule.simulate_int8`); :func:`residual_stream_taps` names the inner tensors the
-student is held to during distillation.
+trained with int8 simulated (:meth:`GraphModule.simulate_int8`);
+:func:`residual_stream_taps` names the inner tensors the student is held to.
 """
 
 from __future__ import annotations

@@ -117,10 +117,10 @@ def write_trace(run_dir: Path, rows: list[dict]) -> None:
 class Trainer:
     """One run: ``Trainer(config, run_dir).fit(report)``; ``Trainer.resume(run_dir)``."""
 
-    def __init__(self, config: TrainConfig, run_dir: str | Path):
+    def __init__(self, config: TrainConfig, run_dir: str | Path, resuming: bool = False):
         from ..assets import resolve_models
 
-        self.config, self.run_dir = config, Path(run_dir)
+        self.config, self.run_dir, self.resuming = config, Path(run_dir), resuming
         self.device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
                                    else "cpu" if config.device == "auto" else config.device)
         people = [p for path in config.data for p in load_labels(path, config.images)]
@@ -174,7 +174,7 @@ class Trainer:
     def _int8_ranges(self) -> Int8Ranges:
         """The student's int8 ranges: a resumed run's own, else calibrated on the pruned student."""
         saved = self.run_dir / "int8_ranges.json"
-        if saved.is_file():
+        if self.resuming and saved.is_file():  # a new run in an old folder calibrates afresh
             return Int8Ranges.from_json(json.loads(saved.read_text()))
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(GraphModule(self.model.graph, outputs=self.model.outputs), Path(tmp) / "student.onnx")
@@ -206,7 +206,7 @@ class Trainer:
             raise PosepipeError(f"{run_dir} has no run to resume (config.json and weights/last.pt are needed)") from None
         except (ValueError, TypeError, RuntimeError, EOFError) as exc:
             raise PosepipeError(f"{run_dir}: the saved run cannot be read ({str(exc).splitlines()[0]})") from None
-        trainer = cls(config, run_dir)
+        trainer = cls(config, run_dir, resuming=True)
         trainer.model.load_state_dict(state["model"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.schedule.load_state_dict(state["schedule"])
