@@ -231,12 +231,13 @@ class Int8Ranges:
     weights: list[str]
 
     @classmethod
-    def of_model(cls, onnx_file: Path) -> "Int8Ranges":
-        """The ranges of a quantised (QDQ) model, by its float tensors' names."""
+    def of_model(cls, model) -> "Int8Ranges":
+        """The ranges of a quantised (QDQ) model (a path or a loaded ``onnx.ModelProto``), by
+        its float tensors' names."""
         import onnx
         from onnx import numpy_helper
 
-        model = onnx.load(str(onnx_file))
+        model = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
         constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         activations, weights = {}, []
         for node in model.graph.node:
@@ -304,8 +305,9 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges
                         # never fails on a constant tensor the way percentile histograms can
                         calibrate_method=CalibrationMethod.Percentile if ranges is None else CalibrationMethod.MinMax,
                         extra_options={"TensorQuantOverrides": overrides})
-        _write_model(onnx.load(str(quantized)), target)
-    return Int8Ranges.of_model(target)
+        model = onnx.load(str(quantized))
+        _write_model(model, target)
+    return Int8Ranges.of_model(model)
 
 
 # --------------------------------------------------------------------------- backends

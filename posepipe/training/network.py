@@ -177,11 +177,12 @@ def export_onnx(module: GraphModule, path) -> None:
 
 @dataclass
 class ChannelGroup:
-    """Channels that can go together: the outputs of ``expand`` (a 1×1 expansion), the
+    """Channels that can go together: the outputs of ``expand`` (a full convolution), the
     ``depthwise`` convs that filter them one by one, and the ``consumers`` that sum them.
 
-    Every inverted-residual block of BlazePose (expand → depthwise → project) has one; its
-    channels never reach the residual stream, so removing some keeps every other shape."""
+    BlazePose's stem (3×3 conv → depthwise → 1×1) has one, group 0, and so does every
+    inverted-residual block (1×1 expansion → depthwise → projection); these channels never
+    reach the residual stream, so removing some keeps every other shape."""
 
     expand: Node
     depthwise: list[Node]

@@ -293,8 +293,9 @@ class Trainer:
                    "train_pck@0.1": train["pck@0.1"], "val_loss": val["loss"], "val_pck@0.05": val["pck@0.05"],
                    "val_pck@0.1": val["pck@0.1"], "lr": lr, "seconds": time.perf_counter() - start}
             self.rows.append(row)
-            if self.best is None or self._better(val, self.best[1]):
-                self.best = (self.epoch, val["pck@0.1"] if self.teacher is None else val["loss"])
+            measure = self._selection_measure(val)
+            if self.best is None or (measure > self.best[1] if self.teacher is None else measure < self.best[1]):
+                self.best = (self.epoch, measure)
             self._save()
             write_trace(self.run_dir, self.rows)
             if report:
@@ -302,12 +303,12 @@ class Trainer:
         self.export()
         return self.rows
 
-    def _better(self, val: dict[str, float], best: float) -> bool:
-        """Training keeps the epoch with the best validation PCK@0.1; distillation the one whose
-        student copies the teacher best on the validation crops (the lowest distillation loss):
-        copying is what a student is for, and PCK against a few labelled people swings by
-        0.1 from epoch to epoch while the loss moves smoothly."""
-        return val["pck@0.1"] > best if self.teacher is None else val["loss"] < best
+    def _selection_measure(self, val: dict[str, float]) -> float:
+        """Training keeps the epoch with the highest validation PCK@0.1; distillation the one
+        whose student copies the teacher best on the validation crops (the lowest distillation
+        loss): copying is what a student is for, and PCK against a few labelled people swings
+        by 0.1 from epoch to epoch while the loss moves smoothly."""
+        return val["pck@0.1"] if self.teacher is None else val["loss"]
 
     def export(self) -> Path:
         """model.onnx from the best epoch's weights (the last ones when none was trained); for a
