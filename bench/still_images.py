@@ -69,7 +69,7 @@ def time_models_floor(images, repeats: int, found: int) -> float:
     """Detector on every image plus the landmark model on the images with a person."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from posepipe.assets import resolve_models
+    from posepipe.models.assets import resolve_models
 
     seconds = []
     for path in resolve_models():

@@ -30,9 +30,9 @@ def block_ms(model, batch: np.ndarray, runs: int = 50) -> float:
 
 
 def main() -> None:
-    from posepipe.assets import cache_dir, resolve_models
+    from posepipe.models.assets import cache_dir, resolve_models
     from posepipe.landmarks import MASK_OUTPUT
-    from posepipe.runtime import load_model
+    from posepipe.models.runtime import load_model
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--student", type=Path, required=True, help="the student's model.onnx")

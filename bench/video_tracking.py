@@ -54,9 +54,10 @@ print(json.dumps({"seconds": statistics.median(passes[1:]), "frames": frames}))
 
 def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, dict[str, float]]:
     from posepipe.io import JsonLinesWriter
-    from posepipe.runner import JsonLinesSink, run_video
-    from posepipe.tracking import PoseTracker
-    from posepipe.video import open_source
+    from posepipe.video.outputs import JsonLinesSink
+    from posepipe.video.runner import run_video
+    from posepipe.video.tracking import PoseTracker
+    from posepipe.video.sources import open_source
 
     passes = []
     with tempfile.TemporaryDirectory() as tmp, PoseTracker(backend=backend) as tracker:
@@ -76,9 +77,9 @@ def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, 
 
 def landmark_model_floor(repeats: int) -> float:
     """The landmark model alone, as the default runs it (ONNX Runtime, no mask head), batch of one."""
-    from posepipe.assets import cache_dir, resolve_models
+    from posepipe.models.assets import cache_dir, resolve_models
     from posepipe.landmarks import MASK_OUTPUT
-    from posepipe.runtime import load_model
+    from posepipe.models.runtime import load_model
 
     model = load_model(resolve_models()[1], "auto", cache_dir(), drop_outputs=(MASK_OUTPUT,))
     x = np.random.default_rng(0).uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)

@@ -1,13 +1,40 @@
-"""posepipe: MediaPipe Pose's 33-landmark pipeline in Python, on the real BlazePose weights."""
+"""posepipe: MediaPipe Pose's 33-landmark pipeline in Python, on the real BlazePose weights.
 
-from .drawing import PoseAnnotator
-from .errors import ImageError, ModelError, PosepipeError
-from .pipeline import PoseLandmarker, PoseLandmarkerOptions
-from .results import Detections, Poses
-from .roi import RegionOfInterest
-from .topology import LANDMARK_NAMES, POSE_CONNECTIONS
+Layers, each importing only those below it:
 
-__all__ = [
-    "PoseLandmarker", "PoseLandmarkerOptions", "Poses", "Detections", "RegionOfInterest", "PoseAnnotator",
-    "LANDMARK_NAMES", "POSE_CONNECTIONS", "PosepipeError", "ModelError", "ImageError",
-]
+* ``errors``, ``topology``, ``results``; ``models/`` (assets, graph import, runtimes);
+* the still pipeline: ``roi``, ``detector``, ``landmarks``, ``pipeline``, ``drawing``, ``io``, ``trace``;
+* ``video/``: sources, tracking, smoothing, the run loop, exports;
+* ``analysis/`` (angles, labels, evaluation), then ``training/``;
+* the front doors: the ``posepipe`` command (``cli``).
+
+The public names below are imported on first use, so ``import posepipe`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {
+    "PoseLandmarker": "pipeline", "PoseLandmarkerOptions": "pipeline",
+    "Poses": "results", "Detections": "results", "RegionOfInterest": "roi", "PoseAnnotator": "drawing",
+    "LANDMARK_NAMES": "topology", "POSE_CONNECTIONS": "topology",
+    "PosepipeError": "errors", "ModelError": "errors", "ImageError": "errors",
+    "read_image": "io",
+    "PoseTracker": "video.tracking", "open_source": "video.sources", "Frame": "video.sources",
+    "VideoOutputs": "video.outputs", "run_video": "video.runner", "track_video": "video.runner",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'posepipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -152,7 +152,7 @@ def label(inputs, dataset_dir, every, **opts):
     "roi": [x, y, size, rotation]), which training and `posepipe eval --labels` read.
     """
     from .training.pseudo_labels import make_dataset
-    from .tracking import PoseTracker
+    from .video.tracking import PoseTracker
 
     def report(source: str, message: str) -> None:
         click.echo(f"posepipe: {source}: {message}", err=True)
@@ -167,7 +167,7 @@ def label(inputs, dataset_dir, every, **opts):
 
 
 def _tracker(opts: dict, smooth: bool):
-    from .tracking import PoseTracker
+    from .video.tracking import PoseTracker
 
     return PoseTracker(smooth=smooth, landmarker=_landmarker(opts))
 
@@ -184,105 +184,38 @@ def _progress(total: int | None):
     return Progress(*columns, console=Console(stderr=True))
 
 
-def _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default: bool = True) -> list:
-    """Every output opened before the first frame, so an unwritable path fails at once."""
-    from .exports import CsvWriter, ParquetWriter
-    from .io import JsonLinesWriter
-    from .runner import JsonLinesSink, OverlaySink, TableSink
-    from .video import VideoWriter
-
-    sinks = []
-    try:
-        if output or (stdout_by_default and not (overlay or csv_path or parquet_path)):
-            sinks.append(JsonLinesSink(JsonLinesWriter(output), source.name))
-        if csv_path:
-            sinks.append(TableSink(CsvWriter(csv_path)))
-        if parquet_path:
-            sinks.append(TableSink(ParquetWriter(parquet_path, source=source.name)))
-        if overlay:
-            sinks.append(OverlaySink(VideoWriter(overlay, source.fps, source.audio_path)))
-    except BaseException:
-        _close_all(sinks)
-        raise
-    return sinks
-
-
-def _close_all(sinks: list) -> None:
-    errors = []
-    for sink in sinks:
-        try:
-            sink.close()
-        except PosepipeError as exc:
-            errors.append(exc)
-    if errors:
-        raise errors[0]
-
-
-def _track_video(source, opts, smooth, zero_lag, output, overlay, csv_path, parquet_path,
-                 progress: bool, live=None) -> int:
-    """Run the tracker over ``source`` into the outputs; returns the exit code."""
-    from .runner import run_video
+def _track_video(source, opts, smooth, zero_lag, outputs, progress: bool, live=None) -> int:
+    """Run the tracker over ``source`` into ``outputs``; returns the exit code."""
+    from .video.runner import track_video
 
     with _tracker(opts, smooth and zero_lag is None) as tracker:
-        if zero_lag is not None:
-            return _track_zero_lag(source, tracker, zero_lag, output, overlay, csv_path, parquet_path)
-        sinks = _open_sinks(source, output, overlay, csv_path, parquet_path, stdout_by_default=live is None)
         bar = _progress(source.frame_count) if progress else None
-        try:
-            if bar:
-                bar.start()
-                task = bar.add_task(Path(source.name).name[:40], total=source.frame_count, fps=0.0)
-                started = time.perf_counter()
+        on_frame = live.show if live else None
+        if bar:
+            bar.start()
+            task = bar.add_task(Path(source.name).name[:40], total=source.frame_count, fps=0.0)
+            started = time.perf_counter()
 
-                def tick(frame, _poses):
-                    done = frame.index + 1
-                    bar.update(task, completed=done, fps=done / max(1e-9, time.perf_counter() - started))
-            stats = run_video(source, tracker, sinks, on_frame=tick if bar else live.show if live else None)
+            def on_frame(frame, _poses):
+                done = frame.index + 1
+                bar.update(task, completed=done, fps=done / max(1e-9, time.perf_counter() - started))
+        try:
+            stats = track_video(source, tracker, outputs, zero_lag, on_frame)
         finally:
             if bar:
                 bar.stop()
             if live:
                 live.close()
-            _close_all(sinks)
     return _report(stats)
 
 
-def _track_zero_lag(source, tracker, cutoff, output, overlay, csv_path, parquet_path) -> int:
-    """Two passes: track everything unsmoothed, filter each track both ways, then write.
-    An interrupted first pass still writes the frames it tracked."""
-    from .runner import OverlaySink, run_video, smooth_offline
-    from .video import open_source
+def _video_outputs(output, overlay, csv_path, parquet_path, stdout_by_default: bool = True):
+    """JSON lines go to standard output when no file output is asked for (not with a live window)."""
+    from .video.outputs import STDOUT, VideoOutputs
 
-    class Collect:
-        def __init__(self):
-            self.items = []
-
-        def write(self, frame, poses):
-            self.items.append((frame, poses))
-
-        def close(self):
-            pass
-
-    if "://" in source.name:
-        raise PosepipeError("the zero-lag filter needs the whole recording: use it on files, not streams")
-    collect = Collect()
-    stats = run_video(source, tracker, [collect])
-    smooth_offline(collect.items, cutoff)
-    sinks = _open_sinks(source, output, overlay, csv_path, parquet_path)
-    try:
-        if any(isinstance(s, OverlaySink) for s in sinks):
-            # Second decode for the drawing: frames are not kept in memory.
-            with open_source(source.name) as again:
-                for (_, poses), frame in zip(collect.items, again):
-                    for sink in sinks:
-                        sink.write(frame, poses)
-        else:
-            for frame, poses in collect.items:
-                for sink in sinks:
-                    sink.write(frame, poses)
-    finally:
-        _close_all(sinks)
-    return _report(stats)
+    if not output and stdout_by_default and not (overlay or csv_path or parquet_path):
+        output = STDOUT
+    return VideoOutputs(jsonl=output, csv=csv_path, parquet=parquet_path, overlay=overlay)
 
 
 def _report(stats) -> int:
@@ -324,11 +257,12 @@ def output_options(f):
 @model_options
 def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps, no_progress, **opts):
     """Track poses through a video file, stream URL, image folder or glob ("frames/*.jpg")."""
-    from .video import open_source
+    from .video.sources import open_source
 
+    outputs = _video_outputs(output, overlay, csv_path, parquet_path)
+    outputs.check(zero_lag_hz=zero_lag)  # before the source is opened and the models loaded
     with open_source(source, fps) as frames:
-        code = _track_video(frames, opts, smooth, zero_lag, output, overlay, csv_path, parquet_path,
-                            progress=not no_progress and sys.stderr.isatty())
+        code = _track_video(frames, opts, smooth, zero_lag, outputs, progress=not no_progress and sys.stderr.isatty())
     sys.exit(code)
 
 
@@ -380,17 +314,18 @@ class _LiveWindow:
 @model_options
 def webcam(device, output, overlay, csv_path, parquet_path, smooth, no_window, **opts):
     """Live poses from a camera, drawn in a window (q or closing it stops); Ctrl-C stops too."""
-    from .video import CameraSource
+    from .video.sources import CameraSource
 
+    _video_outputs(output, overlay, csv_path, parquet_path, stdout_by_default=False).check()  # before a window opens
     live = None
     if not no_window:
         try:
             live = _LiveWindow(f"posepipe: camera {device}")
         except Exception:  # noqa: BLE001 - no display, or Python without Tk
             click.echo("posepipe: no display for a live window; tracking without one", err=True)
+    outputs = _video_outputs(output, overlay, csv_path, parquet_path, stdout_by_default=live is None)
     with CameraSource(device) as frames:
-        code = _track_video(frames, opts, smooth, None, output, overlay, csv_path, parquet_path,
-                            progress=False, live=live)
+        code = _track_video(frames, opts, smooth, None, outputs, progress=False, live=live)
     sys.exit(0 if code == 130 else code)  # stopping the camera is the normal end
 
 
@@ -404,8 +339,8 @@ def webcam(device, output, overlay, csv_path, parquet_path, smooth, no_window, *
 def angles(input_path, output, plot, track_id, visibility_threshold):
     """Joint angles (elbows, shoulders, hips, knees, ankles, trunk; 2-D and 3-D) from posepipe's
     JSON lines, CSV or Parquet output."""
-    from .angles import angle_table, plot_angles, write_angles_csv
-    from .exports import load_pose_table
+    from .analysis.angles import angle_table, plot_angles, write_angles_csv
+    from .video.exports import load_pose_table
 
     series = load_pose_table(input_path)
     if track_id is not None:
@@ -453,8 +388,8 @@ def evaluate_command(labels_path, images, models, json_path, **opts):
     posepipe eval --labels ../shared/data/labels/limb_joints.json \\
         --model default --model run/model.onnx --model default@litert --json scores.json
     """
-    from .evaluation import compare, parse_model_spec
-    from .labels import load_labels
+    from .analysis.evaluation import compare, parse_model_spec
+    from .analysis.labels import load_labels
     from .pipeline import PoseLandmarkerOptions
 
     written = list(models) + ([opts["landmark_model"]] if opts["landmark_model"] else [])

@@ -13,7 +13,7 @@ import numpy as np
 
 from .roi import RegionOfInterest, warp_to_tensor
 from .results import Detections
-from .runtime import Model
+from .models.runtime import Model
 
 INPUT_SIZE = 224
 NUM_KEYPOINTS = 4  # 0: mid-hip, 1: full-body size/rotation point, 2: mid-shoulder, 3: upper-body point

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .roi import RegionOfInterest, warp_crop, warp_to_image
-from .runtime import Model, Signature
+from .models.runtime import Model, Signature
 
 INPUT_SIZE = 256
 NUM_MODEL_LANDMARKS = 39  # 33 body landmarks, 2 auxiliary (ROI) points, 4 unused

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import cache_dir, resolve_models
+from .models.assets import cache_dir, resolve_models
 from .detector import PoseDetector
 from .errors import ImageError, PosepipeError
 from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
-from .runtime import BACKENDS, load_model
+from .models.runtime import BACKENDS, load_model
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from posepipe import PoseLandmarker
-from posepipe.assets import resolve_models
+from posepipe.models.assets import resolve_models
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared (images and MediaPipe reference) is absent")

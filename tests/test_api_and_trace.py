@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from posepipe import LANDMARK_NAMES, POSE_CONNECTIONS, ModelError, PoseAnnotator, PoseLandmarker
-from posepipe import assets
+from posepipe.models import assets
 from tests.conftest import sample_image
 
 

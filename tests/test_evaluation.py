@@ -16,9 +16,9 @@ import pytest
 
 from posepipe import PoseLandmarker
 from posepipe.errors import PosepipeError
-from posepipe.evaluation import (ModelSpec, Prediction, coco_ap, compare, crop_box, evaluate, parse_model_spec,
+from posepipe.analysis.evaluation import (ModelSpec, Prediction, coco_ap, compare, crop_box, evaluate, parse_model_spec,
                                  predict, score)
-from posepipe.labels import LabelledPerson, load_labels
+from posepipe.analysis.labels import LabelledPerson, load_labels
 from posepipe.results import Poses
 from posepipe.topology import COCO_TO_BLAZEPOSE, LANDMARK_INDEX, NUM_LANDMARKS
 
@@ -219,8 +219,8 @@ def test_oks_ap_on_shared_coco_labels(one_pose):
 def test_trained_onnx_scores_as_the_model_it_was_exported_from(model_paths, tmp_path):
     import onnx
 
-    from posepipe.graph import import_tflite
-    from posepipe.runtime import to_onnx
+    from posepipe.models.graph import import_tflite
+    from posepipe.models.runtime import to_onnx
 
     exported = tmp_path / "model.onnx"
     onnx.save(to_onnx(import_tflite(model_paths[1])), str(exported))

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from posepipe.angles import ANGLE_NAMES, TRUNK, angle_table, joint_angles
+from posepipe.analysis.angles import ANGLE_NAMES, TRUNK, angle_table, joint_angles
 from posepipe.cli import main
-from posepipe.exports import CSV_COLUMNS, PARQUET_COLUMNS, CsvWriter, ParquetWriter, PoseSeries, load_pose_table
+from posepipe.video.exports import CSV_COLUMNS, PARQUET_COLUMNS, CsvWriter, ParquetWriter, PoseSeries, load_pose_table
 from posepipe.io import JsonLinesWriter, image_record
 from posepipe.results import Poses
 from posepipe.topology import LANDMARK_INDEX as I

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from posepipe.errors import PosepipeError
-from posepipe.labels import LabelledPerson, load_labels, person_size
+from posepipe.analysis.labels import LabelledPerson, load_labels, person_size
 from posepipe.topology import COCO_TO_BLAZEPOSE, NUM_LANDMARKS
 
 from tests.conftest import SHARED, needs_shared, sample_image

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from posepipe.assets import cache_dir
-from posepipe.graph import import_tflite
+from posepipe.models.assets import cache_dir
+from posepipe.models.graph import import_tflite
 from posepipe.landmarks import sigmoid
-from posepipe.runtime import load_model
+from posepipe.models.runtime import load_model
 from tests.conftest import sample_image
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")

@@ -12,9 +12,9 @@ import onnx
 import pytest
 
 from posepipe import ModelError, PoseLandmarker
-from posepipe.assets import cache_dir
-from posepipe.graph import import_tflite
-from posepipe.runtime import to_onnx
+from posepipe.models.assets import cache_dir
+from posepipe.models.graph import import_tflite
+from posepipe.models.runtime import to_onnx
 
 from tests.conftest import sample_image
 

@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
-from posepipe.runtime import Int8Ranges  # noqa: E402
+from posepipe.models.runtime import Int8Ranges  # noqa: E402
 from posepipe.training import objectives  # noqa: E402
 from posepipe.training.trainer import Trainer, TrainConfig, TrainingDiverged  # noqa: E402
 from tests.conftest import SHARED, needs_shared, sample_image  # noqa: E402
@@ -108,7 +108,7 @@ def test_distilled_student_is_smaller_learns_and_runs_in_the_pipeline_in_float_a
     from onnx import numpy_helper
 
     from posepipe import PoseLandmarker
-    from posepipe.graph import import_tflite
+    from posepipe.models.graph import import_tflite
 
     run = tmp_path / "student"
     proc = posepipe("distill", "--data", pseudo_dataset, "--out", run, "--epochs", 3, "--batch-size", 2,

@@ -5,10 +5,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
 
-from posepipe.assets import cache_dir  # noqa: E402
-from posepipe.graph import import_tflite  # noqa: E402
+from posepipe.models.assets import cache_dir  # noqa: E402
+from posepipe.models.graph import import_tflite  # noqa: E402
 from posepipe.landmarks import sigmoid  # noqa: E402
-from posepipe.runtime import Int8Ranges, OnnxRuntimeModel, load_model, quantize_int8  # noqa: E402
+from posepipe.models.runtime import Int8Ranges, OnnxRuntimeModel, load_model, quantize_int8  # noqa: E402
 from posepipe.training.network import (  # noqa: E402
     CHANNEL_MULTIPLE, STUDENT_SHARES, GraphModule, _pruned, channel_groups, export_onnx, residual_stream_taps, student_graph)
 from tests.test_model_import import inputs_for  # noqa: E402

@@ -16,7 +16,7 @@ MEDIAPIPE_SOLUTION_STEP_MS = 33.333
 
 @pytest.fixture(scope="module")
 def street_frames():
-    from posepipe.video import open_source
+    from posepipe.video.sources import open_source
 
     with open_source(str(VIDEO)) as source:
         return [frame.image for frame in source]
@@ -26,7 +26,7 @@ def street_frames():
 @pytest.mark.parametrize("backend", ["litert", "onnxruntime"])
 @pytest.mark.parametrize("smooth", [True, False], ids=["smoothed", "raw"])
 def test_tracking_matches_mediapipe(model_paths, street_frames, backend, smooth):
-    from posepipe.tracking import PoseTracker
+    from posepipe.video.tracking import PoseTracker
 
     name = "video_street_smoothed.jsonl" if smooth else "video_street_raw.jsonl"
     records = [json.loads(line) for line in (REFERENCE / name).read_text().splitlines()]

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError, PosepipeError
-from ..labels import LabelledPerson, person_size
+from ..analysis.labels import LabelledPerson, person_size
 from ..roi import ROI_SCALE, RegionOfInterest, normalize_radians, roi_from_alignment_points, warp_crop
 from ..topology import FLIP_INDEX, LANDMARK_INDEX
 

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..graph import Graph, Node, keep_outputs
+from ..models.graph import Graph, Node, keep_outputs
 
 
 def _activate(x: torch.Tensor, kind: str | None) -> torch.Tensor:
@@ -167,7 +167,7 @@ def export_onnx(module: GraphModule, path) -> None:
     """Write ``module`` as an ONNX model (opset 17, dynamic batch) with the original's interface."""
     from pathlib import Path
 
-    from ..runtime import _write_model, to_onnx
+    from ..models.runtime import _write_model, to_onnx
 
     _write_model(to_onnx(module.to_graph()), Path(path))  # never half a file at `path`
 

@@ -26,11 +26,11 @@ import numpy as np
 
 from ..errors import PosepipeError
 from ..io import JsonLinesWriter, error_record, image_record, read_image, write_image
-from ..labels import LABELS_FILE
+from ..analysis.labels import LABELS_FILE
 from ..landmarks import INPUT_SIZE
 from ..results import Poses
 from ..roi import RegionOfInterest, warp_crop
-from ..video import IMAGE_SUFFIXES, open_source
+from ..video.sources import IMAGE_SUFFIXES, open_source
 
 JPEG_SUFFIX = ".jpg"
 

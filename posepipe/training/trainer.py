@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from ..errors import PosepipeError
-from ..graph import Graph, import_tflite
-from ..labels import load_labels
+from ..models.graph import Graph, import_tflite
+from ..analysis.labels import load_labels
 from ..landmarks import MASK_OUTPUT
-from ..runtime import Int8Ranges, quantize_int8
+from ..models.runtime import Int8Ranges, quantize_int8
 from . import objectives
 from .data import Augmentation, CropDataset, split_people
 from .network import GraphModule, export_onnx, residual_stream_taps, student_graph
@@ -118,7 +118,7 @@ class Trainer:
     """One run: ``Trainer(config, run_dir).fit(report)``; ``Trainer.resume(run_dir)``."""
 
     def __init__(self, config: TrainConfig, run_dir: str | Path, resuming: bool = False):
-        from ..assets import resolve_models
+        from ..models.assets import resolve_models
 
         self.config, self.run_dir, self.resuming = config, Path(run_dir), resuming
         self.device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()

@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 WHEEL_REQUIREMENT = "mediapipe==0.10.21"
 # Any one wheel of the release carries the same files; this tag exists for it.

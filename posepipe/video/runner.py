@@ -1,4 +1,5 @@
-"""A whole video through the tracker, with decoding, inference and writing overlapped.
+"""A whole video through the tracker into its outputs, with decoding, inference and writing
+overlapped; the zero-lag filter's two passes.
 
 Three threads joined by short queues: the decoder fills frames ahead, the caller's thread
 runs the models, a writer draws, encodes and writes. PyAV, OpenCV, LiteRT and ONNX
@@ -14,21 +15,17 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
-from .results import Poses
+from ..results import Poses
+from .outputs import Sink, VideoOutputs, close_all
 from .smoothing import zero_lag_filter
+from .sources import Frame, FrameSource, open_source
 from .tracking import PoseTracker
-from .video import Frame, FrameSource
 
 _END = object()
-
-
-class Sink(Protocol):
-    def write(self, frame: Frame, poses: Poses) -> None: ...
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -132,54 +129,6 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
     return stats
 
 
-class JsonLinesSink:
-    """The contract's records, one per frame; a frame that could not be read gets an error record."""
-
-    def __init__(self, writer, source: str):
-        self.writer, self.source = writer, source
-
-    def write(self, frame: Frame, poses: Poses) -> None:
-        from .io import image_record
-
-        if frame.image is None:
-            self.writer.write({"source": self.source, "frame": frame.index, "error": frame.error})
-        else:
-            self.writer.write(image_record(self.source, frame.image, poses, frame.index, frame.timestamp_ms))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class TableSink:
-    """A CSV or Parquet writer from :mod:`posepipe.exports`."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def write(self, frame: Frame, poses: Poses) -> None:
-        if frame.image is not None:
-            self.table.write(frame.index, frame.timestamp_ms, poses)
-
-    def close(self) -> None:
-        self.table.close()
-
-
-class OverlaySink:
-    """The drawn video (see :class:`posepipe.video.VideoWriter`)."""
-
-    def __init__(self, video_writer, annotator=None):
-        from .drawing import PoseAnnotator
-
-        self.video, self.annotator = video_writer, annotator or PoseAnnotator()
-
-    def write(self, frame: Frame, poses: Poses) -> None:
-        if frame.image is not None:
-            self.video.write(self.annotator.annotate(frame.image, poses), frame.timestamp_ms)
-
-    def close(self) -> None:
-        self.video.close()
-
-
 def smooth_offline(series: list[tuple[Frame, Poses]], cutoff_hz: float) -> None:
     """Replace each person's landmarks by their zero-lag filtered track, in place.
 
@@ -203,3 +152,67 @@ def smooth_offline(series: list[tuple[Frame, Poses]], cutoff_hz: float) -> None:
                 filtered = zero_lag_filter(values, times, cutoff_hz).astype(np.float32)
                 for (k, j), value in zip(run, filtered):
                     getattr(series[k][1], name)[j] = value
+
+
+def track_video(source: FrameSource, tracker: PoseTracker, outputs: VideoOutputs, zero_lag_hz: float | None = None,
+                on_frame: Callable[[Frame, Poses], None] | None = None) -> RunStats:
+    """Track ``source`` into ``outputs``, checked before anything is opened.
+
+    With ``zero_lag_hz`` (the tracker should then not smooth) it is two passes: track every
+    frame keeping only the poses, filter each track both ways, then write; outputs that
+    need the pictures (JSON lines hold each frame's size, the overlay draws on it) get them
+    by decoding the file again, so memory does not grow with the video's length. An
+    interrupted first pass still writes the frames it tracked.
+    """
+    outputs.check(source, zero_lag_hz)
+    if zero_lag_hz is None:
+        sinks = outputs.open(source)
+        try:
+            return run_video(source, tracker, sinks, on_frame)
+        finally:
+            close_all(sinks)
+    tracked = _PosesOnly()
+    stats = run_video(source, tracker, [tracked], on_frame)
+    smooth_offline(tracked.items, zero_lag_hz)
+    sinks = outputs.open(source)
+    try:
+        if any(sink.needs_pixels for sink in sinks):
+            _write_decoding_again(source, tracked.items, sinks)
+        else:
+            for frame, poses in tracked.items:
+                for sink in sinks:
+                    sink.write(frame, poses)
+    finally:
+        close_all(sinks)
+    return stats
+
+
+class _PosesOnly:
+    """The first zero-lag pass's sink: each frame's place and poses, not its pixels."""
+
+    needs_pixels = False
+
+    def __init__(self):
+        self.items: list[tuple[Frame, Poses]] = []
+
+    def write(self, frame: Frame, poses: Poses) -> None:
+        self.items.append((frame.without_pixels(), poses))
+
+    def close(self) -> None:
+        pass
+
+
+def _write_decoding_again(source: FrameSource, items: list[tuple[Frame, Poses]], sinks: list[Sink]) -> None:
+    if not items:
+        return
+    poses_at = {frame.index: poses for frame, poses in items}
+    last = items[-1][0].index
+    with open_source(source.name, source.fps) as again:
+        for frame in again:
+            if frame.index > last:
+                break
+            poses = poses_at.get(frame.index)
+            if poses is None:  # decoded now but not in the first pass: nothing was tracked on it
+                poses = Poses.empty(0, 0)
+            for sink in sinks:
+                sink.write(frame, poses)

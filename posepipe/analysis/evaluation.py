@@ -29,10 +29,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .errors import PosepipeError
+from ..errors import PosepipeError
 from .labels import LabelledPerson, person_size
-from .results import Poses
-from .topology import COCO_SIGMAS, COCO_TO_BLAZEPOSE, LANDMARK_NAMES, NUM_LANDMARKS
+from ..results import Poses
+from ..topology import COCO_SIGMAS, COCO_TO_BLAZEPOSE, LANDMARK_NAMES, NUM_LANDMARKS
 
 CROP_MARGIN = 0.25  # the box grows by this share of its width/height on each side
 THRESHOLDS = (0.05, 0.1)
@@ -102,7 +102,7 @@ def crop_box(bbox: np.ndarray, width: int, height: int, margin: float = CROP_MAR
 def predict(people: list[LabelledPerson], landmarker: Landmarker,
             on_person: Callable[[int], None] | None = None) -> list[Prediction]:
     """Each person's landmarks by the protocol: crop, one pose, back to image pixels."""
-    from .io import read_image
+    from ..io import read_image
 
     predictions = []
     image_path, image = None, None
@@ -246,7 +246,7 @@ class ModelSpec:
 
 def parse_model_spec(text: str, backend: str = "auto") -> ModelSpec:
     """``default``, ``PATH``, ``default@BACKEND`` or ``PATH@BACKEND``; ``backend`` where none is named."""
-    from .runtime import BACKENDS
+    from ..models.runtime import BACKENDS
 
     model, at, named = text.rpartition("@")
     if at and named in BACKENDS:
@@ -269,8 +269,8 @@ def compare(people: list[LabelledPerson], specs: list[ModelSpec], options=None,
     model and backend (detector, thresholds, threads); the protocol's one pose is imposed.
     Every model is opened before any runs, so a bad one fails at once.
     """
-    from .assets import LANDMARK_FULL, ensure_default_models
-    from .pipeline import PoseLandmarker, PoseLandmarkerOptions
+    from ..models.assets import LANDMARK_FULL, ensure_default_models
+    from ..pipeline import PoseLandmarker, PoseLandmarkerOptions
 
     if not people:
         raise PosepipeError("there are no labelled people to evaluate")

@@ -10,10 +10,10 @@ from typing import IO
 
 import numpy as np
 
-from .errors import PosepipeError
-from .io import json_lines
-from .results import Poses
-from .topology import LANDMARK_NAMES, NUM_LANDMARKS
+from ..errors import PosepipeError
+from ..io import json_lines
+from ..results import Poses
+from ..topology import LANDMARK_NAMES, NUM_LANDMARKS
 
 CSV_COLUMNS: tuple[str, ...] = (
     "frame", "timestamp_ms", "track_id", "score",

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .detector import box_iou
-from .landmarks import select
-from .pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
-from .results import Poses
-from .roi import RegionOfInterest, roi_from_alignment_points
+from ..detector import box_iou
+from ..landmarks import select
+from ..pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
+from ..results import Poses
+from ..roi import RegionOfInterest, roi_from_alignment_points
 from .smoothing import PoseSmoother
 
 # A new detection whose box overlaps a tracked person's this much is that person again.

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PosepipeError
-from .io import json_lines
-from .roi import RegionOfInterest
-from .topology import COCO_TO_BLAZEPOSE, LANDMARK_INDEX, NUM_LANDMARKS
-from .video import IMAGE_SUFFIXES
+from ..errors import PosepipeError
+from ..io import json_lines
+from ..roi import RegionOfInterest
+from ..topology import COCO_TO_BLAZEPOSE, LANDMARK_INDEX, NUM_LANDMARKS
+from ..video.sources import IMAGE_SUFFIXES
 
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
               "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PosepipeError
-from .exports import PoseSeries, open_for_writing
-from .topology import LANDMARK_INDEX
+from ..errors import PosepipeError
+from ..video.exports import PoseSeries, open_for_writing
+from ..topology import LANDMARK_INDEX
 
 # (name, a, b, c): the angle at b between b→a and b→c, 0–180°.
 JOINT_ANGLES: tuple[tuple[str, int, int, int], ...] = tuple(

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 from .graph import Graph, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")

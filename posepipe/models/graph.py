@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 ACTIVATIONS = (None, "relu", "relu6", "relu_n1_to_1", "tanh")
 
