@@ -59,9 +59,13 @@ def main() -> None:
 def process_images(paths: list[str], output: str | None, overlay: str | None, opts: dict) -> int:
     """Write one record per input image; returns how many inputs failed."""
     from .drawing import PoseAnnotator
-    from .io import JsonLinesWriter, error_record, expand_inputs, image_record, read_image, write_image
+    from .io import (JsonLinesWriter, error_record, expand_inputs, image_record, read_image, why_not_writable,
+                     write_image)
 
     overlay_dir = Path(overlay) if overlay else None
+    reason = why_not_writable(Path(output)) if output and output != "-" else None
+    if reason:  # found before the overlay folder is made
+        raise PosepipeError(f"cannot write {output}: {reason}")
     if overlay_dir:
         try:
             overlay_dir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +264,7 @@ def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps
     from .video.sources import open_source
 
     outputs = _video_outputs(output, overlay, csv_path, parquet_path)
-    outputs.check(zero_lag_hz=zero_lag)  # before the source is opened and the models loaded
+    outputs.check(source, zero_lag_hz=zero_lag)  # before the source is opened and the models loaded
     with open_source(source, fps) as frames:
         code = _track_video(frames, opts, smooth, zero_lag, outputs, progress=not no_progress and sys.stderr.isatty())
     sys.exit(code)

@@ -54,6 +54,20 @@ def write_image(path: str | Path, rgb: np.ndarray) -> None:
         raise PosepipeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def why_not_writable(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, or None; missing folders count as ones to make."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "permission denied"
+    return None
+
+
 def expand_inputs(paths: list[str]) -> Iterator[Path]:
     """Files in the order given; a folder contributes its files sorted by name (hidden ones skipped)."""
     for given in paths:

@@ -202,3 +202,33 @@ def test_unreachable_stream_missing_camera_and_unwritable_output(tmp_path, clip,
         assert "cannot write" in one_sentence(proc.stderr), option
     proc = posepipe("video", tmp_path / "missing.mp4")
     assert proc.returncode == 2 and "file not found" in one_sentence(proc.stderr)
+
+
+def test_refused_runs_leave_no_files(tmp_path, clip, model_paths):
+    """Options, extras and paths are checked before any output is opened."""
+    out = tmp_path / "out"
+    every_output = ["-o", out / "a.jsonl", "--csv", out / "a.csv", "--overlay", out / "a.mp4"]
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    refusals = [
+        (["--parquet", out / "a.parquet"], "Parquet needs pyarrow", "import sys; sys.modules['pyarrow'] = None"),
+        (["--zero-lag", 3], "needs SciPy", "import sys; sys.modules['scipy'] = None"),
+        (["--zero-lag", 13], "half the frame rate (12.5 Hz)", ""),  # the clip runs at 25 frames/s
+        (["--zero-lag", -1], "cutoff must be between 0", ""),
+        (["--parquet", blocker / "x.parquet"], "is a file, not a folder", ""),
+        (["--parquet", out / "a.csv"], "two outputs write to", ""),
+        (["--parquet", clip], "is the input video", ""),
+        (["-o", tmp_path], "is a folder", ""),  # the last -o counts
+    ]
+    for extra, sentence, prelude in refusals:
+        code = f"{prelude}\nimport sys\nfrom posepipe.cli import run\nsys.argv = ['posepipe'] + sys.argv[1:]\nrun()"
+        proc = subprocess.run([sys.executable, "-c", code, "video", str(clip), *map(str, every_output + extra)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert sentence in one_sentence(proc.stderr), extra
+        assert not out.exists() or not any(out.iterdir()), (extra, list(out.iterdir()))
+    overlay = posepipe("video", clip, "-o", out / "a.jsonl", "--overlay", out / "a.avi")
+    assert overlay.returncode == 2 and "the overlay must be" in one_sentence(overlay.stderr)
+    stream = posepipe("video", "rtsp://127.0.0.1:9/live", "--zero-lag", 3, "-o", out / "s.jsonl", timeout=60)
+    assert stream.returncode == 2 and "files, not streams" in one_sentence(stream.stderr)
+    assert not out.exists() or not any(out.iterdir())

@@ -7,15 +7,14 @@ outputs on one path), so a refused run leaves nothing behind.
 
 from __future__ import annotations
 
-import importlib.util
-import os
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ..drawing import PoseAnnotator
 from ..errors import PosepipeError
-from ..io import JsonLinesWriter, image_record
+from ..io import JsonLinesWriter, image_record, why_not_writable
 from ..results import Poses
 from .exports import CsvWriter, ParquetWriter
 from .overlay import OVERLAY_SUFFIXES, VideoWriter
@@ -81,18 +80,12 @@ class OverlaySink:
         self.video.close()
 
 
-def _writable(path: Path) -> str | None:
-    """Why ``path`` cannot be written, or None. Folders that do not exist yet will be made."""
-    if path.is_dir():
-        return f"{path} is a folder"
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return "permission denied"
-    return None
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -107,18 +100,20 @@ class VideoOutputs:
     def files(self) -> list[Path]:
         return [Path(p) for p in (self.jsonl, self.csv, self.parquet, self.overlay) if p and p != STDOUT]
 
-    def check(self, source: FrameSource | None = None, zero_lag_hz: float | None = None) -> None:
-        """Refuse, in one sentence, a run that could not finish writing these outputs."""
-        if self.parquet and importlib.util.find_spec("pyarrow") is None:
+    def check(self, source: str | None = None, fps: float | None = None, zero_lag_hz: float | None = None) -> None:
+        """Refuse, in one sentence, a run from ``source`` (a path or URL, at ``fps`` where
+        known) that could not finish writing these outputs."""
+        if self.parquet and not _importable("pyarrow.parquet"):
             raise PosepipeError("Parquet needs pyarrow: pip install 'posepipe[analysis]'")
         if self.overlay and Path(self.overlay).suffix.lower() not in OVERLAY_SUFFIXES:
             raise PosepipeError(f"{self.overlay}: the overlay must be {', '.join(OVERLAY_SUFFIXES)}")
+        is_stream = source is not None and "://" in source
         if zero_lag_hz is not None:
-            if importlib.util.find_spec("scipy") is None:
+            if not _importable("scipy.signal"):
                 raise PosepipeError("the zero-lag filter needs SciPy: pip install 'posepipe[analysis]'")
-            if source is not None and "://" in source.name:
+            if is_stream:
                 raise PosepipeError("the zero-lag filter needs the whole recording: use it on files, not streams")
-            nyquist = source.fps / 2 if source is not None and source.fps else None
+            nyquist = fps / 2 if fps else None
             if not zero_lag_hz > 0 or (nyquist and zero_lag_hz >= nyquist):
                 bound = f" and half the frame rate ({nyquist:.3g} Hz)" if nyquist else ""
                 raise PosepipeError(f"the zero-lag cutoff must be between 0{bound}")
@@ -127,9 +122,9 @@ class VideoOutputs:
         for path, again in zip(files, resolved):
             if resolved.count(again) > 1:
                 raise PosepipeError(f"two outputs write to {path}")
-            if source is not None and "://" not in source.name and Path(source.name).resolve() == again:
+            if source is not None and not is_stream and Path(source).resolve() == again:
                 raise PosepipeError(f"{path} is the input video; write the outputs elsewhere")
-            reason = _writable(path)
+            reason = why_not_writable(path)
             if reason:
                 raise PosepipeError(f"cannot write {path}: {reason}")
 

@@ -164,7 +164,7 @@ def track_video(source: FrameSource, tracker: PoseTracker, outputs: VideoOutputs
     by decoding the file again, so memory does not grow with the video's length. An
     interrupted first pass still writes the frames it tracked.
     """
-    outputs.check(source, zero_lag_hz)
+    outputs.check(source.name, source.fps, zero_lag_hz)
     if zero_lag_hz is None:
         sinks = outputs.open(source)
         try:
@@ -173,6 +173,7 @@ def track_video(source: FrameSource, tracker: PoseTracker, outputs: VideoOutputs
             close_all(sinks)
     tracked = _PosesOnly()
     stats = run_video(source, tracker, [tracked], on_frame)
+    source.close()  # its decoder's buffers go before the second decoder's come
     smooth_offline(tracked.items, zero_lag_hz)
     sinks = outputs.open(source)
     try:
