@@ -104,3 +104,15 @@ def test_the_checker_sees_a_wrong_import(tmp_path):
     found = imported_modules(core, "roi")
     assert found == {"video.tracking", "cli"}
     assert all(layer_of(t)[0] > layer_of("roi")[0] for t in found)
+
+
+def test_public_names_resolve_from_the_package_root():
+    import importlib
+
+    root = importlib.import_module("posepipe")
+    for name in root.__all__:
+        value = getattr(root, name)  # imported on first use
+        if callable(value):
+            assert value.__name__ == name, name
+    for name in ("PoseLandmarker", "PoseTracker", "open_source", "run_video", "track_video", "VideoOutputs"):
+        assert name in root.__all__
