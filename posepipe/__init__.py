@@ -6,9 +6,12 @@ Layers, each importing only those below it:
 * the still pipeline: ``roi``, ``detector``, ``landmarks``, ``pipeline``, ``drawing``, ``io``, ``trace``;
 * ``video/``: sources, tracking, smoothing, the run loop, exports;
 * ``analysis/`` (angles, labels, evaluation), then ``training/``;
-* the front doors: the ``posepipe`` command (``cli``).
+* the front doors: the ``posepipe`` command (``cli``) and MediaPipe's legacy API
+  (``solutions``, on the message types of ``framework``): ``import posepipe as mp`` then
+  ``mp.solutions.pose.Pose``.
 
-The public names below are imported on first use, so ``import posepipe`` stays cheap.
+The public names and those subpackages are imported on first use, so ``import posepipe``
+stays cheap.
 """
 
 from __future__ import annotations
@@ -25,10 +28,15 @@ _PUBLIC = {
     "VideoOutputs": "video.outputs", "run_video": "video.runner", "track_video": "video.runner",
 }
 
+# Subpackages reachable as attributes without an import of their own, as in MediaPipe.
+_SUBPACKAGES = ("solutions", "framework")
+
 __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)  # the import sets the attribute too
     if name not in _PUBLIC:
         raise AttributeError(f"module 'posepipe' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
@@ -37,4 +45,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+    return sorted(set(globals()) | set(_PUBLIC) | set(_SUBPACKAGES))

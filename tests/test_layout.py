@@ -10,7 +10,7 @@ PACKAGE = Path(posepipe.__file__).parent
 
 # Lower numbers are lower layers; a module may import from its own layer or those below.
 LAYERS = [
-    ("errors", "topology"),
+    ("errors", "topology", "framework"),  # framework: MediaPipe's message types, pure Python
     ("results", "models"),
     ("roi", "detector", "landmarks", "pipeline", "drawing", "io", "trace"),
     ("video",),

@@ -100,14 +100,16 @@ class SmoothedPose:
 class PoseSmoother:
     """One person's filters, with the parameters of MediaPipe 0.10.21's pose graph.
 
-    ``enabled=False`` leaves landmarks, world landmarks, visibility and mask as the model gave
+    ``enabled=False`` leaves landmarks, world landmarks and visibility as the model gave
     them, but the auxiliary landmarks stay smoothed, as in MediaPipe with
     ``smooth_landmarks=False``: they place the next frame's crop, and a jittering crop makes
-    jittering landmarks.
+    jittering landmarks. ``smooth_masks`` (default: as ``enabled``) blends each mask with the
+    previous one, MediaPipe's ``smooth_segmentation``, which is set apart from the landmarks.
     """
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, smooth_masks: bool | None = None):
         self.enabled = enabled
+        self.smooth_masks = enabled if smooth_masks is None else smooth_masks
         self.landmarks = OneEuroFilter(min_cutoff=0.05, beta=80.0)
         self.world = OneEuroFilter(min_cutoff=0.1, beta=40.0)
         self.auxiliary = OneEuroFilter(min_cutoff=0.01, beta=10.0)
@@ -126,14 +128,14 @@ class PoseSmoother:
         person_size = 2.0 * float(np.hypot(*(auxiliary[1, :2] - auxiliary[0, :2])))
         scale = 1.0 / person_size if person_size > 1e-6 else 0.0
         aux = self.auxiliary(auxiliary, time_s, scale) if scale else auxiliary
+        if mask is not None and self.smooth_masks:
+            mask = self.mask = mask if self.mask is None else blend_masks(self.mask, mask)
         if not self.enabled:
             return SmoothedPose(landmarks, visibility, world, aux.astype(np.float32), mask)
         visibility = self.visibility(visibility)
         if scale:
             landmarks = self.landmarks(landmarks, time_s, scale)
         world = self.world(world, time_s)
-        if mask is not None:
-            mask = self.mask = mask if self.mask is None else blend_masks(self.mask, mask)
         return SmoothedPose(landmarks.astype(np.float32), visibility.astype(np.float32),
                             world.astype(np.float32), aux.astype(np.float32), mask)
 

@@ -43,15 +43,17 @@ class PoseTracker:
     ...     for t_ms, frame in frames:
     ...         poses = tracker.process(frame, t_ms)             # poses.track_ids is set
 
-    ``smooth`` turns MediaPipe's landmark filtering on (default) or off. Timestamps must
+    ``smooth`` turns MediaPipe's landmark filtering on (default) or off; ``smooth_masks``
+    (default: as ``smooth``) the blending of segmentation masks over frames. Timestamps must
     increase; the filters adapt to the actual frame intervals.
     """
 
     def __init__(self, options: PoseLandmarkerOptions | None = None, smooth: bool = True,
-                 landmarker: PoseLandmarker | None = None, **overrides):
+                 landmarker: PoseLandmarker | None = None, smooth_masks: bool | None = None, **overrides):
         self.landmarker = landmarker or PoseLandmarker(options, **overrides)
         self.options = self.landmarker.options
         self.smooth = smooth
+        self.smooth_masks = smooth if smooth_masks is None else smooth_masks
         self.tracks: list[Track] = []
         self.next_id = 0
         self.times = StageTimes()
@@ -120,7 +122,7 @@ class PoseTracker:
             if i < n_tracked:
                 track = self.tracks[i]
             else:
-                track = Track(self.next_id, rois[i], PoseSmoother(self.smooth))
+                track = Track(self.next_id, rois[i], PoseSmoother(self.smooth, self.smooth_masks))
                 self.next_id += 1
             s = track.smoother(time_s, out.landmarks, out.visibility, out.world, out.auxiliary, out.mask)
             # Two crops that converged on one person: keep the older track.
