@@ -24,7 +24,7 @@ import mediapipe
 import numpy as np
 from mediapipe.framework.formats import landmark_pb2
 from mediapipe.python.solutions import drawing_styles, drawing_utils
-from mediapipe.python.solutions.pose import POSE_CONNECTIONS
+from mediapipe.python.solutions.pose import POSE_CONNECTIONS, PoseLandmark
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "mediapipe-0.10.21" / "images.jsonl"
@@ -157,6 +157,9 @@ def main() -> None:
             # One message as MediaPipe's protobuf writes it: wire bytes and text format.
             "message": {"landmarks": cases[8]["landmarks"][:3], "serialized_hex": wire.SerializeToString().hex(),
                         "text": str(wire)},
+            # MediaPipe's names and connections, for the solutions API's tests.
+            "pose_landmarks": {m.name: int(m) for m in PoseLandmark},
+            "pose_connections": sorted([int(a), int(b)] for a, b in POSE_CONNECTIONS),
             "cases": cases}
     (OUT / "cases.json").write_text(json.dumps(meta, indent=1) + "\n")
 
