@@ -222,3 +222,35 @@ def test_model_complexity_zero_from_the_cache_or_the_environment(monkeypatch, tm
     difference = np.abs(pixels(lite, photo)[:, :2] - reference.landmarks[0, :, :2])
     size = np.ptp(reference.landmarks[0, :, :2], axis=0).max()
     assert 0.0 < np.median(difference) < 0.05 * size
+
+
+def test_code_written_for_mediapipe_runs(model_paths, photo, tmp_path):
+    """The usual MediaPipe sample, with ``import posepipe as mp`` in place of ``import mediapipe as mp``:
+    a BGR frame flipped to RGB by a view, landmarks drawn in the default style, the mask as a
+    background cut-out, the world landmarks plotted (headless)."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    mp_drawing, mp_drawing_styles = mp.solutions.drawing_utils, mp.solutions.drawing_styles
+    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+    with mp_pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=True,
+                      min_detection_confidence=0.5) as pose:
+        results = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        from_view = pose.process(bgr[:, :, ::-1])  # a non-contiguous view, as many scripts pass
+    assert np.array_equal(pixels(results, photo), pixels(from_view, photo))
+    nose = results.pose_landmarks.landmark[mp_pose.PoseLandmark.NOSE]
+    assert 0 < nose.x < 1 and 0 < nose.y < 1
+    annotated = bgr.copy()
+    condition = np.stack((results.segmentation_mask,) * 3, axis=-1) > 0.1
+    annotated = np.where(condition, annotated, np.full(bgr.shape, (192, 192, 192), np.uint8))
+    mp_drawing.draw_landmarks(annotated, results.pose_landmarks, mp_pose.POSE_CONNECTIONS,
+                              landmark_drawing_spec=mp_drawing_styles.get_default_pose_landmarks_style())
+    assert cv2.imwrite(str(tmp_path / "annotated.png"), annotated)
+    left_shoulder = results.pose_landmarks.landmark[mp_pose.PoseLandmark.LEFT_SHOULDER]
+    x, y = int(left_shoulder.x * bgr.shape[1]), int(left_shoulder.y * bgr.shape[0])
+    assert tuple(annotated[y, x]) in {(0, 138, 255), (224, 224, 224)}  # the left side's spec, or its white ring
+    figure = mp_drawing.plot_landmarks(results.pose_world_landmarks, mp_pose.POSE_CONNECTIONS)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
