@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench drawing-references clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed .bench/mediapipe/bin/python
 	$(BIN)/python bench/still_images.py --mediapipe-python .bench/mediapipe/bin/python
 	$(BIN)/python bench/video_tracking.py --mediapipe-python .bench/mediapipe/bin/python
+
+# The pictures tests/test_solutions_drawing.py holds posepipe.solutions.drawing_utils to (needs ../shared).
+drawing-references: .bench/mediapipe/bin/python
+	.bench/mediapipe/bin/python bench/make_drawing_references.py
 
 clean:
 	rm -rf $(VENV) .bench out
