@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from posepipe import assets
+from posepipe.models import assets
 from posepipe.errors import ModelError
 
 PAYLOADS = {"pose_detection.tflite": b"detector weights", "pose_landmark_full.tflite": b"landmark weights"}
