@@ -1,0 +1,196 @@
+"""``auto``: the faster backend for a model on the machine it runs on, measured there once.
+
+Which of LiteRT (XNNPACK) and ONNX Runtime (MLAS) runs a model faster depends on the CPU
+(AVX2, AVX-512, VNNI: each picks other kernels), the core count, the threads asked for, the
+runtimes' versions and the model (the landmark model without its mask decoder is another
+network for ONNX Runtime, the same ``.tflite`` for LiteRT). So the first time a model is
+opened with ``auto`` on a machine, both backends run it on a random input, two warm-up runs
+then 5-15 timed runs each (0.2-0.7 s a model, plus the one-off ONNX conversion),
+alternating run by run; the one with the shorter fastest run wins. The fastest run, not the
+median: other processes slow a 2-thread ONNX Runtime run far more than a LiteRT one (on a
+busy 2-core machine medians of 25 against 38 ms, where idle it runs 8 against 5.5), and the
+fastest run is the one they disturbed least.
+
+The verdict is cached in the model cache directory (``auto-backend/``) under a key of
+everything above. Only a quiet measurement decides: if other processes took a quarter of
+the CPU time or more while it ran (``/proc/stat``), the timings are not trusted, this
+process uses ``fallback_backend`` (what a quiet 2-core machine measured when there was no
+measurement: LiteRT for a whole ``.tflite``, ONNX Runtime for the landmark model without its
+mask decoder), and the next process measures again, up to ``MAX_ATTEMPTS`` times; then the
+fallback is kept. Later opens read the verdict and load only the winner. Delete
+``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cpu import CpuInfo, cpu_info, runtime_versions
+
+CANDIDATES = ("litert", "onnxruntime")
+# Bump when the measurement itself changes, so old verdicts are measured again.
+_MEASURE_VERSION = 1
+WARMUP_RUNS = 2
+MIN_RUNS, MAX_RUNS = 5, 15
+BUDGET_S = 0.5  # timed runs stop after this, once MIN_RUNS each are in
+QUIET = 0.25  # a measurement decides when other processes took under this share of the CPU time
+MAX_ATTEMPTS = 3  # disturbed measurements (one per process) before the fallback is kept
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def choice_key(model_sha256: str, drop_outputs: tuple[int, ...], threads: int, cpu: CpuInfo | None = None,
+               versions: dict[str, str | None] | None = None, extra: dict | None = None) -> dict:
+    """Everything a measured verdict depends on (JSON-ready): a change to any of it measures again."""
+    return {"measure": _MEASURE_VERSION, "model_sha256": model_sha256, "drop_outputs": sorted(drop_outputs),
+            "threads": threads, "cpu": (cpu or cpu_info()).key(),
+            "versions": versions if versions is not None else runtime_versions(), **(extra or {})}
+
+
+def key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def verdict_path(cache_dir: Path, model_name: str, key: dict) -> Path:
+    return Path(cache_dir) / "auto-backend" / f"{model_name}-{key_digest(key)}.json"
+
+
+def fallback_backend(drop_outputs: tuple[int, ...]) -> str:
+    """Where no quiet measurement decides: LiteRT runs a whole ``.tflite`` faster, ONNX
+    Runtime a network cut down to fewer outputs (measured on a quiet 2-core Zen 4 and on the
+    machine of the README's figures)."""
+    return "onnxruntime" if drop_outputs else "litert"
+
+
+def read_record(path: Path, key: dict) -> dict | None:
+    """The cached record for ``key``, or None (no file, unreadable, or made for another key)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("key") != key or record.get("backend") not in CANDIDATES:
+        return None
+    return record
+
+
+def settled(record: dict | None) -> bool:
+    """Whether a record decides: measured quietly, or disturbed ``MAX_ATTEMPTS`` times."""
+    return record is not None and (record.get("quiet") is True or record.get("attempts", 0) >= MAX_ATTEMPTS)
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write through a temporary name and a rename; a cache that cannot be written is skipped
+    (the next open measures again)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _cpu_ticks() -> tuple[int, int, int] | None:
+    """(all CPUs' busy ticks, all CPUs' ticks, this process's ticks) from ``/proc``; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle, iowait
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return total - idle, total, int(own[11]) + int(own[12])  # utime, stime: all threads
+
+
+def others_share(before: tuple[int, int, int] | None, after: tuple[int, int, int] | None) -> float | None:
+    """The share of all CPUs' time that other processes (and a hypervisor's steal) took between
+    two ``_cpu_ticks()``; None where unknown."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, busy - own) / total
+
+
+def time_models(models: dict, batch: np.ndarray, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
+                max_runs: int = MAX_RUNS, budget_s: float = BUDGET_S) -> dict:
+    """Time one ``run(batch)`` per model, runs alternating between the models (each one's
+    threads have gone quiet by its next run, as between frames in the pipeline).
+
+    Returns ``{"best_ms": {name: fastest run}, "median_ms": {...}, "runs": timed runs each,
+    "others_share": share of the CPU other processes took meanwhile, or None}``."""
+    for model in models.values():
+        for _ in range(warmup):
+            model.run(batch)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    ticks = _cpu_ticks()
+    start = time.perf_counter()
+    runs = 0
+    while runs < max_runs and (runs < min_runs or time.perf_counter() - start < budget_s):
+        order = list(models.items()) if runs % 2 == 0 else list(models.items())[::-1]
+        for name, model in order:
+            t = time.perf_counter()
+            model.run(batch)
+            times[name].append(time.perf_counter() - t)
+        runs += 1
+    share = others_share(ticks, _cpu_ticks())
+    return {"best_ms": {name: round(1000 * min(v), 3) for name, v in times.items()},
+            "median_ms": {name: round(1000 * statistics.median(v), 3) for name, v in times.items()},
+            "runs": runs, "others_share": None if share is None else round(share, 3)}
+
+
+@dataclass
+class Choice:
+    backend: str
+    model: object  # the opened winner
+    source: str  # "cache" (a settled record), "process" (measured earlier in this process), "measured"
+    record: dict | None = None  # what was (or would have been) cached
+    path: Path | None = None  # the record's file
+
+
+# Backends measured in this process, by key digest: one process measures a model once, even
+# where a busy machine kept the verdict from settling on disk.
+_MEASURED: dict[str, str] = {}
+
+
+def choose(model_path: Path, drop_outputs: tuple[int, ...], threads: int, cache_dir: Path,
+           open_backend: Callable[[str], object], key: dict | None = None, quiet: float = QUIET) -> Choice:
+    """The faster of ``CANDIDATES`` for ``model_path`` here: a settled record in the cache, or
+    measured now. ``open_backend(name)`` opens the model on one backend; ``quiet``: the share of
+    the CPU other processes may take while a measurement still decides."""
+    model_path = Path(model_path)
+    key = key or choice_key(file_sha256(model_path), drop_outputs, threads)
+    path = verdict_path(cache_dir, model_path.stem, key)
+    record = read_record(path, key)
+    if settled(record):
+        return Choice(record["backend"], open_backend(record["backend"]), "cache", record, path)
+    digest = key_digest(key)
+    if digest in _MEASURED:
+        return Choice(_MEASURED[digest], open_backend(_MEASURED[digest]), "process", record, path)
+    models = {name: open_backend(name) for name in CANDIDATES}
+    h, w = models["litert"].input_size
+    batch = np.random.default_rng(0).uniform(0, 1, (1, 3, h, w)).astype(np.float32)
+    timing = time_models(models, batch)
+    measured = min(timing["best_ms"], key=timing["best_ms"].get)
+    is_quiet = timing["others_share"] is None or timing["others_share"] < quiet
+    backend = measured if is_quiet else fallback_backend(drop_outputs)
+    record = {"backend": backend, "measured": measured, "quiet": is_quiet,
+              "attempts": (record or {}).get("attempts", 0) + 1,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **timing, "key": key}
+    write_record(path, record)
+    _MEASURED[digest] = backend
+    return Choice(backend, models[backend], "measured", record, path)
