@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 SHARED_IMAGES = ROOT.parent / "shared" / "data" / "images"
 
 MEDIAPIPE_SCRIPT = r"""
@@ -51,10 +52,21 @@ def load_images() -> tuple[list[np.ndarray], str]:
     return [grace, skimage.data.astronaut()], "2 sample photos"
 
 
-def time_posepipe(images, backend: str, repeats: int, threads: int = 0) -> tuple[float, int]:
+RUNTIME_NAMES = {"LiteRTModel": "LiteRT", "OnnxRuntimeModel": "ONNX Runtime"}
+
+
+def runtimes_of(landmarker) -> str:
+    """Which runtime each model is on (what ``auto`` picked on this machine)."""
+    det = RUNTIME_NAMES[type(landmarker.detector.model).__name__]
+    lms = RUNTIME_NAMES[type(landmarker.landmark_model.model).__name__]
+    return f"{det} detector, {lms} landmarks" + (" without mask head" if lms == "ONNX Runtime" else "")
+
+
+def time_posepipe(images, backend: str, repeats: int, threads: int = 0) -> tuple[float, int, str]:
     from posepipe import PoseLandmarker
 
     with PoseLandmarker(backend=backend, threads=threads) as lm:
+        runtimes = runtimes_of(lm)
         for im in images[:4]:
             lm.detect(im)
         passes = []
@@ -62,7 +74,7 @@ def time_posepipe(images, backend: str, repeats: int, threads: int = 0) -> tuple
             t = time.perf_counter()
             found = sum(len(lm.detect(im)) > 0 for im in images)
             passes.append(time.perf_counter() - t)
-    return statistics.median(passes), found
+    return statistics.median(passes), found, runtimes
 
 
 def time_models_floor(images, repeats: int, found: int) -> float:
@@ -109,11 +121,14 @@ def main() -> None:
 
     rows = [("MediaPipe 0.10.21 (static_image_mode, complexity 1)", mp_result["seconds"], mp_result["found"])]
     for backend in ("auto", "litert", "onnxruntime"):
-        seconds, found = time_posepipe(images, backend, args.repeats)
-        rows.append((f"posepipe, {'default (auto)' if backend == 'auto' else backend}", seconds, found))
+        seconds, found, runtimes = time_posepipe(images, backend, args.repeats)
+        rows.append((f"posepipe, {f'default (auto: {runtimes})' if backend == 'auto' else backend}", seconds, found))
     floor = time_models_floor(images, args.repeats, mp_result["found"])
 
+    from posepipe.cpu import describe
+
     base = rows[0][1]
+    print(describe())
     print(f"still images: {label}, median of {args.repeats} passes, decode excluded")
     print(f"| {'pipeline':<52} | {'ms/image':>8} | {'images/s':>8} | {'vs MediaPipe':>12} | found |")
     print(f"|{'-' * 54}|{'-' * 10}|{'-' * 10}|{'-' * 14}|-------|")

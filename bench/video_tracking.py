@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
 
 MEDIAPIPE_SCRIPT = r"""
@@ -52,7 +53,17 @@ print(json.dumps({"seconds": statistics.median(passes[1:]), "frames": frames}))
 """
 
 
-def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, dict[str, float]]:
+RUNTIME_NAMES = {"LiteRTModel": "LiteRT", "OnnxRuntimeModel": "ONNX Runtime"}
+
+
+def runtimes_of(landmarker) -> str:
+    """Which runtime each model is on (what ``auto`` picked on this machine)."""
+    det = RUNTIME_NAMES[type(landmarker.detector.model).__name__]
+    lms = RUNTIME_NAMES[type(landmarker.landmark_model.model).__name__]
+    return f"{det} detector, {lms} landmarks" + (" without mask head" if lms == "ONNX Runtime" else "")
+
+
+def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, dict[str, float], str]:
     from posepipe.io import JsonLinesWriter
     from posepipe.runner import JsonLinesSink, run_video
     from posepipe.tracking import PoseTracker
@@ -60,6 +71,7 @@ def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, 
 
     passes = []
     with tempfile.TemporaryDirectory() as tmp, PoseTracker(backend=backend) as tracker:
+        runtimes = runtimes_of(tracker.landmarker)
         for _ in range(repeats + 1):
             tracker.reset()
             t = time.perf_counter()
@@ -71,11 +83,11 @@ def time_posepipe(video: Path, repeats: int, backend: str) -> tuple[float, int, 
     passes = passes[1:]
     seconds = statistics.median(p[0] for p in passes)
     stages = {k: statistics.median(p[1].per_frame_ms()[k] for p in passes) for k in passes[0][1].stages}
-    return seconds, passes[0][1].frames, stages
+    return seconds, passes[0][1].frames, stages, runtimes
 
 
-def landmark_model_floor(repeats: int) -> float:
-    """The landmark model alone, as the default runs it (ONNX Runtime, no mask head), batch of one."""
+def landmark_model_floor(repeats: int) -> tuple[float, str]:
+    """The landmark model alone, as the default runs it (``auto``, no mask head), batch of one."""
     from posepipe.assets import cache_dir, resolve_models
     from posepipe.landmarks import MASK_OUTPUT
     from posepipe.runtime import load_model
@@ -89,7 +101,7 @@ def landmark_model_floor(repeats: int) -> float:
         t = time.perf_counter()
         model.run(x)
         runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
+    return statistics.median(runs), RUNTIME_NAMES[type(model).__name__]
 
 
 def main() -> None:
@@ -110,14 +122,18 @@ def main() -> None:
     n = mp_result["frames"]
 
     rows = [("MediaPipe 0.10.21 (static_image_mode=False)", mp_result["seconds"], None)]
-    for backend in ("auto", "litert"):
-        seconds, frames, stages = time_posepipe(args.video, args.repeats, backend)
+    for backend in ("auto", "litert", "onnxruntime"):
+        seconds, frames, stages, runtimes = time_posepipe(args.video, args.repeats, backend)
         assert frames == n, (frames, n)
-        label = "default: LiteRT detector, ONNX Runtime landmarks without mask head" if backend == "auto" else backend
+        label = f"default (auto): {runtimes}" if backend == "auto" else backend
         rows.append((f"posepipe video ({label})", seconds, stages))
-    floor = landmark_model_floor(args.repeats) * n
+    floor, floor_runtime = landmark_model_floor(args.repeats)
+    floor *= n
+
+    from posepipe.cpu import describe
 
     base = rows[0][1]
+    print(describe())
     print(f"tracking: {args.video.name}, {n} frames, median of {args.repeats} passes, decoding and writing included")
     print("| pipeline | frames/s | vs MediaPipe | decode | detector | crop | landmark model | postprocess | write |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -125,7 +141,7 @@ def main() -> None:
         cells = ["", "", "", "", "", ""] if stages is None else [f"{stages[k]:.2f}" for k in (
             "decode", "detector", "landmark_preprocess", "landmark_model", "postprocess", "write")]
         print(f"| {name} | {n / seconds:.1f} | {base / seconds:.2f}x | " + " | ".join(cells) + " |")
-    print(f"| floor: landmark model alone (ONNX Runtime, no mask head) | {n / floor:.1f} | {base / floor:.2f}x | | | | "
+    print(f"| floor: landmark model alone ({floor_runtime}, auto without masks) | {n / floor:.1f} | {base / floor:.2f}x | | | | "
           f"{1000 * floor / n:.2f} | | |")
     print("stage columns: ms per frame (decode and write run on their own threads, beside the models)")
 

@@ -14,10 +14,10 @@ fastest run is the one they disturbed least.
 The verdict is cached in the model cache directory (``auto-backend/``) under a key of
 everything above. Only a quiet measurement decides: if other processes took a quarter of
 the CPU time or more while it ran (``/proc/stat``), the timings are not trusted, this
-process uses ``fallback_backend`` (what a quiet 2-core machine measured when there was no
-measurement: LiteRT for a whole ``.tflite``, ONNX Runtime for the landmark model without its
-mask decoder), and the next process measures again, up to ``MAX_ATTEMPTS`` times; then the
-fallback is kept. Later opens read the verdict and load only the winner. Delete
+process and those of the next hour use ``fallback_backend`` (what quiet machines measured:
+LiteRT for a whole ``.tflite``, ONNX Runtime for the landmark model without its mask
+decoder), and the first open after that hour measures again. Later opens read the verdict
+and load only the winner. Delete
 ``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
 """
 
@@ -44,7 +44,7 @@ WARMUP_RUNS = 2
 MIN_RUNS, MAX_RUNS = 5, 15
 BUDGET_S = 0.5  # timed runs stop after this, once MIN_RUNS each are in
 QUIET = 0.25  # a measurement decides when other processes took under this share of the CPU time
-MAX_ATTEMPTS = 3  # disturbed measurements (one per process) before the fallback is kept
+RETRY_S = 3600.0  # after a disturbed measurement, the fallback serves this long before another
 
 
 def file_sha256(path: Path) -> str:
@@ -85,9 +85,12 @@ def read_record(path: Path, key: dict) -> dict | None:
     return record
 
 
-def settled(record: dict | None) -> bool:
-    """Whether a record decides: measured quietly, or disturbed ``MAX_ATTEMPTS`` times."""
-    return record is not None and (record.get("quiet") is True or record.get("attempts", 0) >= MAX_ATTEMPTS)
+def settled(record: dict | None, now: float | None = None) -> bool:
+    """Whether a record decides now: measured quietly, or disturbed less than ``RETRY_S`` ago."""
+    if record is None:
+        return False
+    age = (now or time.time()) - float(record.get("time", 0))
+    return record.get("quiet") is True or 0 <= age < RETRY_S
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -157,7 +160,7 @@ def time_models(models: dict, batch: np.ndarray, warmup: int = WARMUP_RUNS, min_
 class Choice:
     backend: str
     model: object  # the opened winner
-    source: str  # "cache" (a settled record), "process" (measured earlier in this process), "measured"
+    source: str  # "cache" (a record that decides), "process" (measured earlier in this process), "measured"
     record: dict | None = None  # what was (or would have been) cached
     path: Path | None = None  # the record's file
 
@@ -169,8 +172,8 @@ _MEASURED: dict[str, str] = {}
 
 def choose(model_path: Path, drop_outputs: tuple[int, ...], threads: int, cache_dir: Path,
            open_backend: Callable[[str], object], key: dict | None = None, quiet: float = QUIET) -> Choice:
-    """The faster of ``CANDIDATES`` for ``model_path`` here: a settled record in the cache, or
-    measured now. ``open_backend(name)`` opens the model on one backend; ``quiet``: the share of
+    """The faster of ``CANDIDATES`` for ``model_path`` here: a record in the cache that decides,
+    or measured now. ``open_backend(name)`` opens the model on one backend; ``quiet``: the share of
     the CPU other processes may take while a measurement still decides."""
     model_path = Path(model_path)
     key = key or choice_key(file_sha256(model_path), drop_outputs, threads)
@@ -190,7 +193,7 @@ def choose(model_path: Path, drop_outputs: tuple[int, ...], threads: int, cache_
     backend = measured if is_quiet else fallback_backend(drop_outputs)
     record = {"backend": backend, "measured": measured, "quiet": is_quiet,
               "attempts": (record or {}).get("attempts", 0) + 1,
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **timing, "key": key}
+              "time": time.time(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **timing, "key": key}
     write_record(path, record)
     _MEASURED[digest] = backend
     return Choice(backend, models[backend], "measured", record, path)
