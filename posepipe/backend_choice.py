@@ -1,24 +1,25 @@
-"""``auto``: the faster backend for a model on the machine it runs on, measured there once.
+"""``auto``: the faster backend for a model on the machine it runs on, measured there.
 
 Which of LiteRT (XNNPACK) and ONNX Runtime (MLAS) runs a model faster depends on the CPU
 (AVX2, AVX-512, VNNI: each picks other kernels), the core count, the threads asked for, the
-runtimes' versions and the model (the landmark model without its mask decoder is another
-network for ONNX Runtime, the same ``.tflite`` for LiteRT). So the first time a model is
-opened with ``auto`` on a machine, both backends run it on a random input, two warm-up runs
-then 5-15 timed runs each (0.2-0.7 s a model, plus the one-off ONNX conversion),
-alternating run by run; the one with the shorter fastest run wins. The fastest run, not the
-median: other processes slow a 2-thread ONNX Runtime run far more than a LiteRT one (on a
-busy 2-core machine medians of 25 against 38 ms, where idle it runs 8 against 5.5), and the
-fastest run is the one they disturbed least.
+runtimes' versions, the model (the landmark model without its mask decoder is another
+network for ONNX Runtime, the same ``.tflite`` for LiteRT) and how busy the machine is. So
+the first time a model is opened with ``auto`` on a machine, both backends run it on a
+random input, two warm-up runs then 5-15 timed runs each (0.2-0.7 s a model, plus the
+one-off ONNX conversion), alternating run by run, while ``/proc/stat`` tells how much of the
+CPU other processes took meanwhile:
 
-The verdict is cached in the model cache directory (``auto-backend/``) under a key of
-everything above. Only a quiet measurement decides: if other processes took a quarter of
-the CPU time or more while it ran (``/proc/stat``), the timings are not trusted, this
-process and those of the next hour use ``fallback_backend`` (what quiet machines measured:
-LiteRT for a whole ``.tflite``, ONNX Runtime for the landmark model without its mask
-decoder), and the first open after that hour measures again. Later opens read the verdict
-and load only the winner. Delete
-``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
+* quiet (others took under a quarter): the backend with the shorter fastest run wins, and
+  the verdict is kept in the model cache directory (``auto-backend/``) under a key of all
+  the above but the load: CPU model, family, flags, usable cores, threads, model hash,
+  runtime versions. Later opens read it and load only the winner.
+* busy: the backend with the shorter median run wins (what the machine does under its
+  present load: a 2-thread ONNX Runtime run loses far more to other processes than a LiteRT
+  one, 25 against 38 ms medians on a busy 2-core Zen 4 that runs them in 8 and 5.5 ms
+  idle), and that verdict serves for an hour, after which the next open measures again
+  until a quiet measurement settles it.
+
+Delete ``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ WARMUP_RUNS = 2
 MIN_RUNS, MAX_RUNS = 5, 15
 BUDGET_S = 0.5  # timed runs stop after this, once MIN_RUNS each are in
 QUIET = 0.25  # a measurement decides when other processes took under this share of the CPU time
-RETRY_S = 3600.0  # after a disturbed measurement, the fallback serves this long before another
+RETRY_S = 3600.0  # a busy machine's verdict serves this long, then the next open measures again
 
 
 def file_sha256(path: Path) -> str:
@@ -67,13 +68,6 @@ def verdict_path(cache_dir: Path, model_name: str, key: dict) -> Path:
     return Path(cache_dir) / "auto-backend" / f"{model_name}-{key_digest(key)}.json"
 
 
-def fallback_backend(drop_outputs: tuple[int, ...]) -> str:
-    """Where no quiet measurement decides: LiteRT runs a whole ``.tflite`` faster, ONNX
-    Runtime a network cut down to fewer outputs (measured on a quiet 2-core Zen 4 and on the
-    machine of the README's figures)."""
-    return "onnxruntime" if drop_outputs else "litert"
-
-
 def read_record(path: Path, key: dict) -> dict | None:
     """The cached record for ``key``, or None (no file, unreadable, or made for another key)."""
     try:
@@ -86,7 +80,7 @@ def read_record(path: Path, key: dict) -> dict | None:
 
 
 def settled(record: dict | None, now: float | None = None) -> bool:
-    """Whether a record decides now: measured quietly, or disturbed less than ``RETRY_S`` ago."""
+    """Whether a record decides now: measured quietly, or busy less than ``RETRY_S`` ago."""
     if record is None:
         return False
     age = (now or time.time()) - float(record.get("time", 0))
@@ -166,7 +160,7 @@ class Choice:
 
 
 # Backends measured in this process, by key digest: one process measures a model once, even
-# where a busy machine kept the verdict from settling on disk.
+# where the cache cannot be written.
 _MEASURED: dict[str, str] = {}
 
 
@@ -188,10 +182,10 @@ def choose(model_path: Path, drop_outputs: tuple[int, ...], threads: int, cache_
     h, w = models["litert"].input_size
     batch = np.random.default_rng(0).uniform(0, 1, (1, 3, h, w)).astype(np.float32)
     timing = time_models(models, batch)
-    measured = min(timing["best_ms"], key=timing["best_ms"].get)
     is_quiet = timing["others_share"] is None or timing["others_share"] < quiet
-    backend = measured if is_quiet else fallback_backend(drop_outputs)
-    record = {"backend": backend, "measured": measured, "quiet": is_quiet,
+    by = "best_ms" if is_quiet else "median_ms"
+    backend = min(timing[by], key=timing[by].get)
+    record = {"backend": backend, "quiet": is_quiet, "by": by,
               "attempts": (record or {}).get("attempts", 0) + 1,
               "time": time.time(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **timing, "key": key}
     write_record(path, record)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from posepipe import PoseLandmarker, backend_choice
-from posepipe.backend_choice import (RETRY_S, choice_key, choose, fallback_backend, file_sha256, key_digest,
+from posepipe.backend_choice import (RETRY_S, choice_key, choose, file_sha256, key_digest,
                                      verdict_path)
 from posepipe.cpu import cpu_info, describe, parse_cpuinfo, runtime_versions
 from posepipe.runtime import LiteRTModel, OnnxRuntimeModel, load_model
@@ -145,7 +145,7 @@ def test_unreadable_or_foreign_record_is_measured_again(model_paths, tmp_path, f
         assert result.source == "measured" and json.loads(path.read_text())["key"] == key
 
 
-def test_busy_machine_uses_the_fallback_and_measures_again_an_hour_later(model_paths, tmp_path, fresh_process):
+def test_busy_machine_decides_by_median_for_an_hour_then_measures_again(model_paths, tmp_path, fresh_process):
     if backend_choice._cpu_ticks() is None:
         pytest.skip("no /proc/stat: whether the machine was busy is unknown here")
     landmark = model_paths[1]
@@ -155,20 +155,26 @@ def test_busy_machine_uses_the_fallback_and_measures_again_an_hour_later(model_p
     result = choose(landmark, drop, 0, tmp_path, opener(landmark, tmp_path, drop)[0], key, quiet=0.0)
     record = json.loads(result.path.read_text())
     assert result.source == "measured" and not record["quiet"] and record["attempts"] == 1
-    assert result.backend == record["backend"] == fallback_backend(drop) == "onnxruntime"
-    assert isinstance(result.model, OnnxRuntimeModel) and record["measured"] in ("litert", "onnxruntime")
-    backend_choice._MEASURED.clear()  # another process within the hour: the fallback, not measured
+    assert record["by"] == "median_ms" and result.backend == record["backend"] == min(
+        record["median_ms"], key=record["median_ms"].get)
+    assert isinstance(result.model, CLASSES[result.backend])
+
+    backend_choice._MEASURED.clear()  # another process within the hour: the same verdict, not measured
     open_backend, opened = opener(landmark, tmp_path, drop)
     assert choose(landmark, drop, 0, tmp_path, open_backend, key, quiet=0.0).source == "cache"
-    assert opened == ["onnxruntime"]
+    assert opened == [result.backend]
 
-    record["time"] -= RETRY_S + 1  # an hour later: measured again, quiet this time
+    record["time"] -= RETRY_S + 1  # an hour later: measured again, quiet this time, and settled
     result.path.write_text(json.dumps(record))
     backend_choice._MEASURED.clear()
     again = choose(landmark, drop, 0, tmp_path, opener(landmark, tmp_path, drop)[0], key, quiet=1.0)
     record = json.loads(again.path.read_text())
-    assert again.source == "measured" and record["quiet"] and record["attempts"] == 2
-    assert again.backend == record["measured"] == min(record["best_ms"], key=record["best_ms"].get)
+    assert again.source == "measured" and record["quiet"] and record["attempts"] == 2 and record["by"] == "best_ms"
+    assert again.backend == record["backend"] == min(record["best_ms"], key=record["best_ms"].get)
+    record["time"] -= 10 * RETRY_S  # a quiet verdict does not expire
+    again.path.write_text(json.dumps(record))
+    backend_choice._MEASURED.clear()
+    assert choose(landmark, drop, 0, tmp_path, opener(landmark, tmp_path, drop)[0], key).source == "cache"
 
 
 def test_load_model_auto_goes_through_the_cache_and_named_backends_do_not(model_paths, tmp_path):
