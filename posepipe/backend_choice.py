@@ -19,7 +19,8 @@ CPU other processes took meanwhile:
   idle), and that verdict serves for an hour, after which the next open measures again
   until a quiet measurement settles it.
 
-Delete ``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
+Without ``/proc/stat`` (macOS, Windows) every measurement counts as quiet. Delete
+``<cache>/auto-backend`` to measure again; ``--backend litert|onnxruntime`` skips all of it.
 """
 
 from __future__ import annotations
