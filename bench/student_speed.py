@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
 
+    from posepipe.models.cpu import describe
+
+    print(describe())
     tflite = resolve_models()[1]
     batch = np.random.default_rng(0).uniform(0, 1, (1, 3, 256, 256)).astype(np.float32)
     print(f"landmark model, ONNX Runtime CPU, batch 1, median of {args.repeats} blocks of 50 runs")

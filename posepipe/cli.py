@@ -21,7 +21,7 @@ _model_options = [
     click.option("--min-detection-confidence", default=0.5, show_default=True, help="Person detector threshold."),
     click.option("--min-presence-confidence", default=0.5, show_default=True, help="Landmark model pose threshold."),
     click.option("--backend", type=click.Choice(["auto", "onnxruntime", "litert"]), default="auto", show_default=True,
-                 help="auto: litert where installed (faster on CPU), else onnxruntime."),
+                 help="auto: per model, the one measured faster on this machine (once, cached)."),
     click.option("--threads", default=0, help="Inference threads (0: all cores)."),
     click.option("--detector-model", type=click.Path(), help="A BlazePose detector .tflite."),
     click.option("--landmark-model", type=click.Path(),

@@ -26,7 +26,7 @@ class PoseLandmarkerOptions:
     min_pose_detection_confidence: float = 0.5
     min_pose_presence_confidence: float = 0.5
     output_segmentation_masks: bool = False
-    backend: str = "auto"  # LiteRT where installed, and ONNX Runtime for the landmark model without masks; or name one
+    backend: str = "auto"  # per model, the runtime measured faster on this machine (cached); or name one
     threads: int = 0  # 0: the runtime's default (all cores)
     detector_model: str | Path | None = None  # a BlazePose detector .tflite
     landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full, heavy) or trained .onnx
@@ -92,13 +92,9 @@ class PoseLandmarker:
         self.detector = PoseDetector(load_model(detector_path, options.backend, cache, options.threads),
                                      options.min_pose_detection_confidence)
         drop = () if options.output_segmentation_masks else (MASK_OUTPUT,)
-        landmark_backend = options.backend
-        if landmark_backend == "auto" and drop:
-            # Without masks ONNX Runtime runs the landmark model minus its decoder, faster than
-            # LiteRT runs all of it (bench/still_images.py and bench/video_tracking.py); with
-            # masks LiteRT is faster (14.5 against 17.7 ms an image). The detector stays on LiteRT.
-            landmark_backend = "onnxruntime"
-        self.landmark_model = LandmarkModel(load_model(landmark_path, landmark_backend, cache, options.threads,
+        # auto: each model on the runtime measured faster for it on this machine; without masks
+        # ONNX Runtime runs the landmark model minus its decoder, LiteRT all of it (runtime.load_model).
+        self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
                                                        drop_outputs=drop, signature=SIGNATURE))
         self.times = StageTimes()
 

@@ -2,9 +2,10 @@
 
 ``batch`` is float32 NCHW, outputs follow ``Graph.outputs`` (4-D ones NCHW). Two backends:
 
-* ``auto`` (default): ``litert`` where it is installed (the faster on CPU, measured by
-  ``bench/still_images.py``), else ``onnxruntime``.
-* ``onnxruntime``: the imported :class:`~posepipe.graph.Graph` emitted as ONNX with
+* ``auto`` (default): of ``litert`` and ``onnxruntime``, the faster for this model on this
+  machine, measured on first use and cached (``backend_choice``); ``onnxruntime`` where
+  ai-edge-litert is missing or the model is an ``.onnx`` file.
+* ``onnxruntime``: the imported :class:`~posepipe.models.graph.Graph` emitted as ONNX with
   a dynamic batch dimension. The same file runs on GPUs through ORT's CUDA provider.
 * ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK).
 
@@ -399,9 +400,18 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     model_path = Path(model_path)
     onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
     if backend == "auto":
-        # LiteRT's XNNPACK runs a whole .tflite fastest on CPU (the detector; the landmark model
-        # with masks); PoseLandmarker asks for ONNX Runtime where it can cut the mask decoder out.
-        backend = "onnxruntime" if onnx_file or not litert_available() else "litert"
+        if onnx_file or not litert_available():
+            backend = "onnxruntime"
+        else:
+            # Which runtime is faster depends on the CPU, the threads and the model (without
+            # its mask decoder the landmark model is another network for ONNX Runtime): measured
+            # here on first use, cached per machine (backend_choice).
+            from .backend_choice import choice_key, choose, file_sha256
+
+            key = choice_key(file_sha256(model_path), drop_outputs, threads, extra={"emitter": _EMITTER_VERSION})
+            return choose(model_path, drop_outputs, threads, cache_dir,
+                          lambda name: load_model(model_path, name, cache_dir, threads, drop_outputs=drop_outputs),
+                          key).model
     if onnx_file and backend == "litert" and is_onnx_file(model_path):
         raise ModelError(f"the litert backend runs .tflite files only; run the ONNX model {model_path} "
                          "with the onnxruntime (or auto) backend")

