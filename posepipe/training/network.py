@@ -99,10 +99,12 @@ class GraphModule(nn.Module):
             return values[name]
         weight = self.weights[key]
         if self.int8 is not None and name in self.int8.weights:
+            # as ONNX Runtime's quantiser: scale = max |w| / bound per output channel (exact in
+            # float32: bound is a power of two), levels = round(w / scale) in float64, half to even
             bound = self.int8.weight_bound
-            scale = weight.detach().abs().amax(dim=tuple(range(1, weight.dim()))).clamp_min(1e-12) / bound
-            weight = torch.fake_quantize_per_channel_affine(weight, scale, torch.zeros_like(scale, dtype=torch.int32),
-                                                            0, -bound, bound)
+            scale = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True).clamp_min(1e-12) / bound
+            levels = torch.round(weight.detach().double() / scale.double()).clamp(-bound, bound)
+            weight = weight + (levels.to(weight.dtype) * scale - weight).detach()  # gradients pass straight through
         return weight
 
     def _rounded(self, name: str, x: torch.Tensor) -> torch.Tensor:
