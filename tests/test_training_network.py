@@ -14,6 +14,12 @@ from posepipe.training.network import (  # noqa: E402
 from tests.test_model_import import inputs_for  # noqa: E402
 
 TOLERANCE = 1e-3
+# The mask is a probability per pixel, used and stored at 8 bits (MediaPipe's masks, trace
+# PNGs: mask × 255): it is held to half a step of that, 1/510. Its float32 error is no
+# property of the network alone: the decoder's logits run to about 2000, and ONNX Runtime's
+# float32 mask is 9.5e-4 from the float64 one with AVX-512 kernels, 1.01e-3 with AVX2 ones
+# (a Zen 3, and qemu-x86_64 -cpu Haswell alike) on test_export_round_trip's model.
+MASK_TOLERANCE = 1 / 510
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +38,12 @@ def decoded(outputs):
 
 
 def test_module_matches_onnxruntime(model_paths, landmark_graph):
-    """float32, as training runs it: every output but the mask within 1e-3. The mask decoder
-    (not trained: there are no mask labels) is ill-conditioned in float32: its logits run to
-    about 2000 and ONNX Runtime's own mask is 9e-4 from the float64 result, PyTorch's oneDNN
-    kernels 1.9e-3. In float64 the module's mask is held to the same 1e-3."""
+    """float32, as training runs it: every output but the mask within 1e-3 (of the crop for
+    coordinates, of a probability, of a heatmap value, or a millimetre of world landmarks).
+    The mask decoder (not trained: there are no mask labels) is ill-conditioned in float32:
+    its logits run to about 2000 and ONNX Runtime's own mask is about 1e-3 from the float64
+    result, PyTorch's oneDNN kernels 1.9e-3. So the module's mask is computed in float64
+    and held to ``MASK_TOLERANCE``."""
     batch = inputs_for(256, 0.0, np.random.default_rng(0))
     assert_same_outputs(GraphModule(landmark_graph), load_model(model_paths[1], "onnxruntime", cache_dir()), batch)
 
@@ -51,7 +59,7 @@ def assert_same_outputs(module, onnx_model, batch):
         ours = double if name == "mask" else single
         assert ours[name].shape == expected[name].shape
         difference = float(np.abs(ours[name] - expected[name]).max())
-        assert difference <= TOLERANCE, (name, difference)
+        assert difference <= (MASK_TOLERANCE if name == "mask" else TOLERANCE), (name, difference)
 
 
 def test_training_subset_skips_the_mask_decoder(landmark_graph):
