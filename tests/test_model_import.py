@@ -12,6 +12,7 @@ from tests.conftest import sample_image
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 
 TOLERANCE = 1e-3
+MASK_TOLERANCE = 1 / 510  # a mask probability: half a step of its 8-bit form
 
 
 def litert_outputs(path, batch_nchw):
@@ -56,11 +57,11 @@ def test_outputs_match_litert(model_paths, which):
             # about 1e-3 and 0.35 there: LiteRT's own XNNPACK and reference kernels differ by
             # 4e-3 and 0.35 on these inputs. Coordinates are held to 1e-5 of their magnitude,
             # logits to 5e-4 (LiteRT against itself: 2.6e-4), and the mask the pipeline uses,
-            # sigmoid(logits), to the absolute 1e-3.
+            # sigmoid(logits), to half a step of its 8-bit form (see test_training_network).
             relative = 1e-5 if name == graph.outputs[0] else 5e-4
             assert np.abs(a - b).max() <= relative * np.abs(b).max(), (name, float(np.abs(a - b).max()))
             if name == graph.outputs[2]:
-                assert np.abs(sigmoid(a) - sigmoid(b)).max() <= TOLERANCE, name
+                assert np.abs(sigmoid(a) - sigmoid(b)).max() <= MASK_TOLERANCE, name
         else:
             assert np.abs(a - b).max() <= TOLERANCE, (name, float(np.abs(a - b).max()))
 

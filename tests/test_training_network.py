@@ -14,6 +14,12 @@ from posepipe.training.network import (  # noqa: E402
 from tests.test_model_import import inputs_for  # noqa: E402
 
 TOLERANCE = 1e-3
+# The mask is a probability per pixel, used and stored at 8 bits (MediaPipe's masks, trace
+# PNGs: mask × 255): it is held to half a step of that, 1/510. Its float32 error is no
+# property of the network alone: the decoder's logits run to about 2000, and ONNX Runtime's
+# float32 mask is 9.5e-4 from the float64 one with AVX-512 kernels, 1.01e-3 with AVX2 ones
+# (a Zen 3, and qemu-x86_64 -cpu Haswell alike) on test_export_round_trip's model.
+MASK_TOLERANCE = 1 / 510
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +38,12 @@ def decoded(outputs):
 
 
 def test_module_matches_onnxruntime(model_paths, landmark_graph):
-    """float32, as training runs it: every output but the mask within 1e-3. The mask decoder
-    (not trained: there are no mask labels) is ill-conditioned in float32: its logits run to
-    about 2000 and ONNX Runtime's own mask is 9e-4 from the float64 result, PyTorch's oneDNN
-    kernels 1.9e-3. In float64 the module's mask is held to the same 1e-3."""
+    """float32, as training runs it: every output but the mask within 1e-3 (of the crop for
+    coordinates, of a probability, of a heatmap value, or a millimetre of world landmarks).
+    The mask decoder (not trained: there are no mask labels) is ill-conditioned in float32:
+    its logits run to about 2000 and ONNX Runtime's own mask is about 1e-3 from the float64
+    result, PyTorch's oneDNN kernels 1.9e-3. So the module's mask is computed in float64
+    and held to ``MASK_TOLERANCE``."""
     batch = inputs_for(256, 0.0, np.random.default_rng(0))
     assert_same_outputs(GraphModule(landmark_graph), load_model(model_paths[1], "onnxruntime", cache_dir()), batch)
 
@@ -51,7 +59,7 @@ def assert_same_outputs(module, onnx_model, batch):
         ours = double if name == "mask" else single
         assert ours[name].shape == expected[name].shape
         difference = float(np.abs(ours[name] - expected[name]).max())
-        assert difference <= TOLERANCE, (name, difference)
+        assert difference <= (MASK_TOLERANCE if name == "mask" else TOLERANCE), (name, difference)
 
 
 def test_training_subset_skips_the_mask_decoder(landmark_graph):
@@ -158,9 +166,14 @@ def test_a_removed_channel_is_replaced_by_its_mean(landmark_graph):
 
 def test_int8_simulation_rounds_as_the_quantised_model_does(tmp_path, landmark_graph):
     """Quantisation-aware training runs the ranges ONNX Runtime's int8 model uses: each
-    quantised tensor lands on its uint8 grid, and an export with fixed ranges keeps them
-    whatever the calibration crops."""
+    quantised tensor lands on its uint8 grid, each quantised kernel is the int8 model's own
+    (7-bit grid, -64..64), and an export with fixed ranges keeps them whatever the
+    calibration crops."""
+    import onnx
+    from onnx import numpy_helper
+
     from posepipe.landmarks import MASK_OUTPUT
+    from posepipe.models.runtime import WEIGHT_BOUND
 
     outputs = [n for i, n in enumerate(landmark_graph.outputs) if i != MASK_OUTPUT]
     module = GraphModule(landmark_graph, outputs=outputs).eval()
@@ -168,13 +181,26 @@ def test_int8_simulation_rounds_as_the_quantised_model_does(tmp_path, landmark_g
     rng = np.random.default_rng(3)
     calibration = rng.uniform(0, 1, (3, 3, 256, 256)).astype(np.float32)
     ranges = quantize_int8(tmp_path / "model.onnx", tmp_path / "calibrated.onnx", calibration)
-    assert len(ranges.activations) > 100 and len(ranges.weights) > 80
+    assert len(ranges.activations) > 100 and len(ranges.weights) > 80 and ranges.weight_bound == WEIGHT_BOUND == 64
     assert ranges == Int8Ranges.of_model(tmp_path / "calibrated.onnx")
+    assert Int8Ranges.from_json(ranges.to_json()) == ranges
     other = rng.uniform(0, 0.5, (2, 3, 256, 256)).astype(np.float32)  # other crops, other percentiles
     assert quantize_int8(tmp_path / "model.onnx", tmp_path / "fixed.onnx", other, ranges) == ranges
 
+    # the simulated kernels are the int8 model's, exactly: scale = max |w| / 64 is a power-of-two
+    # division, exact in float32 on both sides
+    quantised = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "fixed.onnx")).graph.initializer}
+    module.simulate_int8(ranges)
+    with torch.no_grad():
+        for name in ranges.weights:
+            levels, scale = quantised[name + "_quantized"], quantised[name + "_scale"]
+            assert levels.dtype == np.int8 and np.abs(levels.astype(np.int32)).max() <= WEIGHT_BOUND
+            dequantised = levels.astype(np.float32) * scale.reshape((-1,) + (1,) * (levels.ndim - 1))
+            np.testing.assert_array_equal(module._value(name, {}).numpy(), dequantised, err_msg=name)
+    module.simulate_int8(None)
+
     inner = [n for n in ranges.activations if n in {node.output for node in module.nodes}][:40]
-    batch = torch.from_numpy(calibration[:1])
+    batch = torch.from_numpy(calibration[:2])
     with torch.no_grad():
         float_out, float_taps = module.run(batch, inner)
         module.simulate_int8(ranges)
@@ -184,9 +210,17 @@ def test_int8_simulation_rounds_as_the_quantised_model_does(tmp_path, landmark_g
         levels = int8_taps[name].double() / scale + zero
         assert torch.allclose(levels, levels.round(), atol=1e-3) and levels.min() >= -1e-3 and levels.max() <= 255 + 1e-3
         assert not torch.equal(int8_taps[name], float_taps[name])
-    # the simulation moves the landmarks about as far from float as ONNX Runtime's int8 does
+    # The simulation computes ONNX Runtime's int8 network: on the same grids, differing only
+    # where float32 sums (the simulation) and int32 ones (ONNX Runtime) fall on either side of
+    # a rounding step. So its landmarks are nearer ONNX Runtime's int8 ones than those are to
+    # float, by more than half (raw coordinates, crop pixels). The int8 model computes the
+    # same on every x86 CPU (tests/test_int8_cpus.py), so this holds on every one.
     int8_model = OnnxRuntimeModel(tmp_path / "fixed.onnx")
-    ort_raw = int8_model.run(calibration[:1])[0].reshape(39, 5)[:, :2]
-    sim_raw, ref_raw = (o[0].reshape(39, 5)[:, :2].numpy() for o in (int8_out, float_out))
-    ort_shift, sim_shift = (np.median(np.linalg.norm(r - ref_raw, axis=1)) for r in (ort_raw, sim_raw))
-    assert 0 < sim_shift < 3 * ort_shift and 0 < ort_shift < 3 * sim_shift
+    ort_raw = np.concatenate([int8_model.run(calibration[i:i + 1])[0] for i in range(2)]).reshape(2, 39, 5)[..., :2]
+    sim_raw, ref_raw = (o.reshape(2, 39, 5)[..., :2].numpy() for o in (int8_out[0], float_out[0]))
+    distance = lambda a, b: float(np.median(np.linalg.norm(a - b, axis=2)))  # noqa: E731
+    ort_shift, sim_shift, sim_to_ort = distance(ort_raw, ref_raw), distance(sim_raw, ref_raw), distance(sim_raw, ort_raw)
+    print(f"landmarks from float: int8 {ort_shift:.2f} px, simulated {sim_shift:.2f} px; simulated from int8 "
+          f"{sim_to_ort:.2f} px")
+    assert ort_shift > 0 and sim_shift > 0
+    assert sim_to_ort < 0.5 * ort_shift

@@ -4,7 +4,7 @@ The protocol is ``shared/README.md``'s: each labelled person is cropped from the
 their box grown by 25 % a side (clipped to the image), the whole pipeline (detector, then
 landmark model; one pose) runs on the crop, and the landmarks go back to image pixels. A
 joint's error is its distance to the label divided by the person's size
-(:func:`~posepipe.labels.person_size`, the longer side of the box); PCK@t is the share of
+(:func:`~posepipe.analysis.labels.person_size`, the longer side of the box); PCK@t is the share of
 labelled joints whose error is under t. A person in whom no pose is found is a miss: all
 their joints fail, and they are left out of the mean error.
 

@@ -221,15 +221,27 @@ def onnx_without_outputs(onnx_file: Path, cache_dir: Path, drop_outputs: tuple[i
     return target
 
 
+# Int8 weights are stored on a 7-bit grid, -64..64 (ONNX Runtime's ``reduce_range``). On x86
+# CPUs without VNNI (AVX2, and AVX-512 before Cascade Lake) ONNX Runtime's uint8 × int8 kernels
+# multiply with vpmaddubsw, which adds pairs of products in int16 and saturates: 2 × 255 × 127
+# overflows 32767, 2 × 255 × 64 = 32640 does not. With full-range weights MediaPipe's model
+# moved its landmarks a median 27.9 crop pixels from float under an emulated Haswell and 5.8
+# on a VNNI CPU; with 7-bit weights 7.3 on both, the same outputs bit for bit, at the same
+# speed (bench/int8_schemes.py). uint8 weights (no saturation either) ran no faster than float.
+WEIGHT_BOUND = 64
+
+
 @dataclass
 class Int8Ranges:
     """What int8 quantisation does to a network: the activation tensors it quantises, each
     with its (scale, zero point) in uint8, and the weights it stores in int8 (per output
-    channel, symmetric: scale = max |w| / 127). Training simulates exactly these
-    (``GraphModule.simulate_int8``), and export quantises with them."""
+    channel, symmetric on -``weight_bound``..``weight_bound``: scale = max |w| / weight_bound).
+    Training simulates exactly these (``GraphModule.simulate_int8``), and export quantises
+    with them."""
 
     activations: dict[str, tuple[float, int]]
     weights: list[str]
+    weight_bound: int = WEIGHT_BOUND
 
     @classmethod
     def of_model(cls, model) -> "Int8Ranges":
@@ -240,27 +252,33 @@ class Int8Ranges:
 
         model = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
         constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-        activations, weights = {}, []
+        activations, weights, bound = {}, [], 0
         for node in model.graph.node:
             if node.op_type == "QuantizeLinear":  # an output's float tensor is renamed "<name>_QuantizeLinear_Input"
                 name = node.input[0].removesuffix("_QuantizeLinear_Input")
                 activations[name] = (float(constants[node.input[1]]), int(constants[node.input[2]]))
             elif node.op_type == "DequantizeLinear" and constants.get(node.input[0], np.zeros(0)).dtype == np.int8:
                 weights.append(node.input[0].removesuffix("_quantized"))
-        return cls(activations, weights)
+                bound = max(bound, int(np.abs(constants[node.input[0]].astype(np.int32)).max()))
+        return cls(activations, weights, bound or WEIGHT_BOUND)
 
     def to_json(self) -> dict:
-        return {"activations": {k: list(v) for k, v in self.activations.items()}, "weights": self.weights}
+        return {"activations": {k: list(v) for k, v in self.activations.items()}, "weights": self.weights,
+                "weight_bound": self.weight_bound}
 
     @classmethod
     def from_json(cls, data: dict) -> "Int8Ranges":
-        return cls({k: (float(s), int(z)) for k, (s, z) in data["activations"].items()}, list(data["weights"]))
+        # files written before the 7-bit grid have no "weight_bound": their weights were full range
+        return cls({k: (float(s), int(z)) for k, (s, z) in data["activations"].items()}, list(data["weights"]),
+                   int(data.get("weight_bound", 127)))
 
 
 def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges: Int8Ranges | None = None) -> Int8Ranges:
-    """Write ``onnx_file`` quantised to int8 (QDQ: per-channel int8 weights, uint8 activations
-    with ranges from ``calibration``, a batch of typical inputs, or the given ``ranges``), the
-    same inputs and outputs in float; return the ranges used.
+    """Write ``onnx_file`` quantised to int8 (QDQ: per-channel int8 weights on the 7-bit grid
+    of ``WEIGHT_BOUND``, uint8 activations with ranges from ``calibration``, a batch of typical
+    inputs, or the given ``ranges``), the same inputs and outputs in float; return the ranges
+    used. The model computes the same on every x86 CPU, with or without VNNI (see
+    ``WEIGHT_BOUND``).
 
     The stem, the convolutions before the first 1×1, stays in float: ONNX Runtime's int8
     kernels are slower than its float ones on 3 input channels and on the narrow depthwise
@@ -270,6 +288,9 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges
     not their extremes: a pruned student lost 0.04 of held-out PCK@0.1 to int8 with min–max
     ranges and 0.016 with percentiles. ``ranges`` fixes them instead: a network trained with
     int8 simulated (quantisation-aware) is exported with the ranges it was trained with."""
+    if ranges is not None and ranges.weight_bound != WEIGHT_BOUND:
+        raise ValueError(f"int8 weights are quantised on -{WEIGHT_BOUND}..{WEIGHT_BOUND}, these ranges were made "
+                         f"for -{ranges.weight_bound}..{ranges.weight_bound}")
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -302,6 +323,7 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges
         onnx.save(model, str(prepared))
         quantize_static(str(prepared), str(quantized), Crops(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=stem,
+                        reduce_range=True,  # weights on -64..64: WEIGHT_BOUND
                         # with fixed ranges the calibration is overridden: the plain one, that
                         # never fails on a constant tensor the way percentile histograms can
                         calibrate_method=CalibrationMethod.Percentile if ranges is None else CalibrationMethod.MinMax,

@@ -74,7 +74,8 @@ class GraphModule(nn.Module):
     def simulate_int8(self, ranges) -> "GraphModule":
         """Run as ONNX Runtime runs the network quantised with ``ranges``
         (:class:`~posepipe.models.runtime.Int8Ranges`): each quantised tensor rounded to its uint8
-        grid, each quantised kernel to int8 per output channel; gradients pass the rounding
+        grid, each quantised kernel per output channel to the integers -``weight_bound``..
+        ``weight_bound`` (the 7-bit grid ``quantize_int8`` stores); gradients pass the rounding
         unchanged (straight-through). Training so is quantisation-aware: the weights learn to
         work through the rounding that int8 inference adds."""
         self.int8 = ranges
@@ -98,9 +99,12 @@ class GraphModule(nn.Module):
             return values[name]
         weight = self.weights[key]
         if self.int8 is not None and name in self.int8.weights:
-            scale = weight.detach().abs().amax(dim=tuple(range(1, weight.dim()))).clamp_min(1e-12) / 127
-            weight = torch.fake_quantize_per_channel_affine(weight, scale, torch.zeros_like(scale, dtype=torch.int32),
-                                                            0, -127, 127)
+            # as ONNX Runtime's quantiser: scale = max |w| / bound per output channel (exact in
+            # float32: bound is a power of two), levels = round(w / scale) in float64, half to even
+            bound = self.int8.weight_bound
+            scale = weight.detach().abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True).clamp_min(1e-12) / bound
+            levels = torch.round(weight.detach().double() / scale.double()).clamp(-bound, bound)
+            weight = weight + (levels.to(weight.dtype) * scale - weight).detach()  # gradients pass straight through
         return weight
 
     def _rounded(self, name: str, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ A dataset folder holds
 - ``crops/<name>_p<k>.jpg``: the 256×256 crop the teacher saw of each person, to look at;
 - ``labels.jsonl``: posepipe's JSON-lines contract, ``source`` relative to the folder, plus
   per pose the teacher's crop ``"roi": [x, y, size, rotation]`` and per record ``"origin"``
-  (the input it came from); :func:`posepipe.labels.load_labels` reads it back.
+  (the input it came from); :func:`posepipe.analysis.labels.load_labels` reads it back.
 
 The teacher runs on the stored JPEG's pixels (written, then read back as training reads
 them), so a training crop made with the recorded ROI is exactly the crop it labelled.

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from ..errors import PosepipeError
 from ..models.graph import Graph, import_tflite
 from ..analysis.labels import load_labels
 from ..landmarks import MASK_OUTPUT
-from ..models.runtime import Int8Ranges, quantize_int8
+from ..models.runtime import WEIGHT_BOUND, Int8Ranges, quantize_int8
 from . import objectives
 from .data import Augmentation, CropDataset, split_people
 from .network import GraphModule, export_onnx, residual_stream_taps, student_graph
@@ -175,7 +175,8 @@ class Trainer:
         """The student's int8 ranges: a resumed run's own, else calibrated on the pruned student."""
         saved = self.run_dir / "int8_ranges.json"
         if self.resuming and saved.is_file():  # a new run in an old folder calibrates afresh
-            return Int8Ranges.from_json(json.loads(saved.read_text()))
+            # a run begun before weights went to 7 bits goes on on the grid it will be exported in
+            return replace(Int8Ranges.from_json(json.loads(saved.read_text())), weight_bound=WEIGHT_BOUND)
         with tempfile.TemporaryDirectory() as tmp:
             export_onnx(GraphModule(self.model.graph, outputs=self.model.outputs), Path(tmp) / "student.onnx")
             return quantize_int8(Path(tmp) / "student.onnx", Path(tmp) / "student_int8.onnx", self.calibration)
