@@ -29,13 +29,9 @@ from mediapipe.python.solutions.pose import POSE_CONNECTIONS, PoseLandmark
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "mediapipe-0.10.21" / "images.jsonl"
 OUT = ROOT / "tests" / "data" / "drawing"
+sys.path.insert(0, str(ROOT / "tests"))  # drawing_cases: what a case means, shared with the test (no posepipe here)
 
-
-def canvas(width: int, height: int) -> np.ndarray:
-    """The background every case is drawn on (the test builds the same)."""
-    y, x = np.mgrid[0:height, 0:width]
-    check = (x // 16 + y // 16) % 2
-    return np.stack([90 + 40 * check, 100 + 30 * check, 110 + 20 * (1 - check)], axis=2).astype(np.uint8)
+from drawing_cases import canvas, draw, landmark_list  # noqa: E402
 
 
 def pose_from(source: str, window: tuple[float, float, float, float] | None = None) -> list[dict]:
@@ -101,56 +97,17 @@ def build_cases() -> list[dict]:
     ]
 
 
-def to_spec(value):
-    """A case's spec in MediaPipe's objects (the test has its own twin of this)."""
-    if value is None:
-        return None
-    if "map" in value or "specs" in value:
-        specs = value.get("map") or value["specs"]
-        return {tuple(json.loads(k)) if k.startswith("[") else int(k):
-                drawing_utils.DrawingSpec(color=tuple(v["color"]), thickness=v["thickness"],
-                                          circle_radius=v["circle_radius"]) for k, v in specs.items()}
-    return drawing_utils.DrawingSpec(color=tuple(value["color"]), thickness=value["thickness"],
-                                     circle_radius=value["circle_radius"])
-
-
-def landmark_list(points: list[dict]) -> landmark_pb2.NormalizedLandmarkList:
-    message = landmark_pb2.NormalizedLandmarkList()
-    for p in points:
-        message.landmark.add(**p)
-    return message
-
-
-def draw(case: dict) -> np.ndarray:
-    width, height = case["size"]
-    image = canvas(width, height)
-    kwargs = {}
-    if case["connections"] == "pose":
-        kwargs["connections"] = POSE_CONNECTIONS
-    elif case["connections"] is not None:
-        kwargs["connections"] = [tuple(c) for c in case["connections"]]
-    for key in ("landmark_drawing_spec", "connection_drawing_spec"):
-        if key in case:
-            kwargs[key] = to_spec(case[key])
-    if case.get("landmark_drawing_spec", {}) and case["landmark_drawing_spec"].get("style") == "pose":
-        kwargs["landmark_drawing_spec"] = drawing_styles.get_default_pose_landmarks_style()  # the real one
-    if "is_drawing_landmarks" in case:
-        kwargs["is_drawing_landmarks"] = case["is_drawing_landmarks"]
-    drawing_utils.draw_landmarks(image, landmark_list(case["landmarks"]), **kwargs)
-    return image
-
-
 def main() -> None:
     if not REFERENCE.is_file():
         sys.exit(f"{REFERENCE} is missing: the poses come from MediaPipe's reference outputs in ../shared")
     OUT.mkdir(parents=True, exist_ok=True)
     cases = build_cases()
     for case in cases:
-        image = draw(case)
+        image = draw(case, drawing_utils, drawing_styles, landmark_pb2, POSE_CONNECTIONS)
         assert image.shape[:2] == tuple(case["size"][::-1])
         cv2.imwrite(str(OUT / f"{case['name']}.png"), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
         print(case["name"], "pixels changed:", int((image != canvas(*case["size"])).any(axis=2).sum()))
-    wire = landmark_list(cases[8]["landmarks"][:3])
+    wire = landmark_list(cases[8]["landmarks"][:3], landmark_pb2)
     meta = {"mediapipe": mediapipe.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
             "python": sys.version.split()[0],
             "canvas": "16-pixel checks: c = (x // 16 + y // 16) % 2; channels 90 + 40c, 100 + 30c, 110 + 20(1 - c)",

@@ -24,31 +24,21 @@ from pathlib import Path
 import numpy as np
 
 from _interleave import MediaPipeServer, interleave, median_seconds
+from _mediapipe import TRACKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
 
-MEDIAPIPE_SCRIPT = r"""
-import json, sys, time, cv2
-import mediapipe as mp
-video, out = sys.argv[1], sys.argv[2]
+MEDIAPIPE_SCRIPT = TRACKING + r"""
+def record(frame, bgr, result, capture):
+    lms = [] if result.pose_landmarks is None else [
+        [l.x, l.y, l.z, l.visibility] for l in result.pose_landmarks.landmark]
+    return {"frame": frame, "landmarks": lms}
 
 def one_pass():
     t = time.perf_counter()
-    capture = cv2.VideoCapture(video)
-    frames = 0
-    with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True) as pose, \
-            open(out, "w") as sink:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            result = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            lms = [] if result.pose_landmarks is None else [
-                [l.x, l.y, l.z, l.visibility] for l in result.pose_landmarks.landmark]
-            sink.write(json.dumps({"frame": frames, "landmarks": lms}) + "\n")
-            frames += 1
+    frames = track(record)
     return {"seconds": time.perf_counter() - t, "frames": frames}
 """
 

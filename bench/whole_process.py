@@ -23,36 +23,28 @@ import tempfile
 import time
 from pathlib import Path
 
+from _mediapipe import TRACKING
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
 
-MEDIAPIPE_SCRIPT = r"""
-import json, sys, cv2
-import mediapipe as mp
-video, out = sys.argv[1], sys.argv[2]
+MEDIAPIPE_SCRIPT = TRACKING + r"""
 names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
-capture = cv2.VideoCapture(video)
-frame = 0
-with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True) as pose, \
-        open(out, "w") as sink:
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        h, w = bgr.shape[:2]
-        result = pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        poses = []
-        if result.pose_landmarks is not None:
-            poses.append({
-                "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
-                               "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
-                "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
-                                    for n, l in zip(names, result.pose_world_landmarks.landmark)]})
-        sink.write(json.dumps({"source": video, "frame": frame, "timestamp_ms": capture.get(cv2.CAP_PROP_POS_MSEC),
-                               "width": w, "height": h, "poses": poses}) + "\n")
-        sink.flush()
-        frame += 1
+
+def record(frame, bgr, result, capture):
+    h, w = bgr.shape[:2]
+    poses = []
+    if result.pose_landmarks is not None:
+        poses.append({
+            "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
+                           "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
+            "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
+                                for n, l in zip(names, result.pose_world_landmarks.landmark)]})
+    return {"source": video, "frame": frame, "timestamp_ms": capture.get(cv2.CAP_PROP_POS_MSEC),
+            "width": w, "height": h, "poses": poses}
+
+track(record, flush=True)
 """
 
 POSEPIPE = "import sys; sys.argv[0] = 'posepipe'; from posepipe.cli import run; run()"

@@ -13,34 +13,16 @@ import pytest
 from posepipe.framework.formats import landmark_pb2
 from posepipe.solutions import drawing_styles, drawing_utils
 from posepipe.solutions.pose import POSE_CONNECTIONS, PoseLandmark
+from tests import drawing_cases
+from tests.drawing_cases import canvas, draw, to_spec
 
 DATA = Path(__file__).parent / "data" / "drawing"
 META = json.loads((DATA / "cases.json").read_text())
 CASES = {case["name"]: case for case in META["cases"]}
 
 
-def canvas(width: int, height: int) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    check = (x // 16 + y // 16) % 2
-    return np.stack([90 + 40 * check, 100 + 30 * check, 110 + 20 * (1 - check)], axis=2).astype(np.uint8)
-
-
-def to_spec(value):
-    if value is None:
-        return None
-    if "map" in value or "specs" in value:
-        specs = value.get("map") or value["specs"]
-        return {tuple(json.loads(k)) if k.startswith("[") else int(k):
-                drawing_utils.DrawingSpec(tuple(v["color"]), v["thickness"], v["circle_radius"])
-                for k, v in specs.items()}
-    return drawing_utils.DrawingSpec(tuple(value["color"]), value["thickness"], value["circle_radius"])
-
-
 def landmark_list(points):
-    message = landmark_pb2.NormalizedLandmarkList()
-    for p in points:
-        message.landmark.add(**p)
-    return message
+    return drawing_cases.landmark_list(points, landmark_pb2)
 
 
 def test_the_references_are_mediapipes():
@@ -54,23 +36,7 @@ def test_the_references_are_mediapipes():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_draw_landmarks_matches_mediapipe_pixel_for_pixel(name):
-    case = CASES[name]
-    width, height = case["size"]
-    image = canvas(width, height)
-    kwargs = {}
-    if case["connections"] == "pose":
-        kwargs["connections"] = POSE_CONNECTIONS
-    elif case["connections"] is not None:
-        kwargs["connections"] = [tuple(c) for c in case["connections"]]
-    for key in ("landmark_drawing_spec", "connection_drawing_spec"):
-        if key in case:
-            kwargs[key] = to_spec(case[key])
-    style = case.get("landmark_drawing_spec") or {}
-    if style.get("style") == "pose":
-        kwargs["landmark_drawing_spec"] = drawing_styles.get_default_pose_landmarks_style()
-    if "is_drawing_landmarks" in case:
-        kwargs["is_drawing_landmarks"] = case["is_drawing_landmarks"]
-    drawing_utils.draw_landmarks(image, landmark_list(case["landmarks"]), **kwargs)
+    image = draw(CASES[name], drawing_utils, drawing_styles, landmark_pb2, POSE_CONNECTIONS)
     expected = cv2.imread(str(DATA / f"{name}.png"))
     assert expected is not None and expected.shape == image.shape
     differ = (image != expected).any(axis=2)
@@ -79,7 +45,7 @@ def test_draw_landmarks_matches_mediapipe_pixel_for_pixel(name):
 
 def test_default_pose_style_is_mediapipes():
     ours = drawing_styles.get_default_pose_landmarks_style()
-    theirs = to_spec(CASES["pose_style"]["landmark_drawing_spec"])
+    theirs = to_spec(CASES["pose_style"]["landmark_drawing_spec"], drawing_utils)
     assert set(ours) == set(range(33)) and all(isinstance(k, PoseLandmark) for k in ours)
     assert {int(k): v for k, v in ours.items()} == theirs
     assert ours[PoseLandmark.LEFT_WRIST] is ours[PoseLandmark.LEFT_HIP]  # one spec per side, as MediaPipe

@@ -4,14 +4,13 @@ test_parity.py (photos) and test_video_parity.py (street video, tracking)."""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 import posepipe as mp
-from tests.conftest import needs_shared, relative_errors
-from tests.test_parity import REFERENCE as IMAGES_REFERENCE
-from tests.test_parity import load
+from tests.conftest import needs_shared
+from tests.test_parity import (Agreement, assert_world_and_mask_match, load, masked_record, photo_records,
+                               reference_world)
 from tests.test_video_parity import REFERENCE as VIDEO_REFERENCE
 from tests.test_video_parity import street_frames  # noqa: F401 (a fixture)
 
@@ -21,47 +20,37 @@ def pixels(landmark_list, width: int, height: int) -> np.ndarray:
     return np.array([(p.x * width, p.y * height, p.z * width) for p in landmark_list.landmark], np.float32)
 
 
+def world(landmark_list) -> np.ndarray:
+    return np.array([[p.x, p.y, p.z] for p in landmark_list.landmark])
+
+
+def found(results, image: np.ndarray) -> np.ndarray | None:
+    """What ``Pose.process`` found on ``image``, in the reference's pixels; None for no pose."""
+    height, width = image.shape[:2]
+    return None if results.pose_landmarks is None else pixels(results.pose_landmarks, width, height)
+
+
 @needs_shared
 def test_photos_match_mediapipe_through_solutions_pose(model_paths):
-    records = [json.loads(line) for line in IMAGES_REFERENCE.read_text().splitlines()]
-    assert len(records) == 34
-    agree, errors, world_errors = 0, [], []
+    agreement, world_errors = Agreement(), []
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
-        for rec in records:
+        for rec in photo_records():
             image = load(rec["source"])
             results = pose.process(image)
-            ours, theirs = results.pose_landmarks is not None, len(rec["poses"]) > 0
-            agree += ours == theirs
-            if ours and theirs:
-                height, width = image.shape[:2]
-                errors.append(relative_errors(pixels(results.pose_landmarks, width, height), rec["poses"][0]))
-                world = np.array([[p.x, p.y, p.z] for p in results.pose_world_landmarks.landmark])
-                ref = np.array([[p["x"], p["y"], p["z"]] for p in rec["poses"][0]["world_landmarks"]])
-                world_errors.append(np.linalg.norm(world - ref, axis=1))
-    errors, world_errors = np.concatenate(errors), np.concatenate(world_errors)
-    print(f"solutions.pose static: found/not found as MediaPipe: {agree}/34; median {np.median(errors):.4%}, "
-          f"p95 {np.percentile(errors, 95):.4%} of person size; world landmarks median "
-          f"{np.median(world_errors) * 1000:.2f} mm, p95 {np.percentile(world_errors, 95) * 1000:.1f} mm")
-    assert agree >= 33
-    assert np.median(errors) <= 0.01
-    assert np.percentile(errors, 95) <= 0.03
+            if agreement.add(found(results, image), rec):
+                world_errors.append(np.linalg.norm(world(results.pose_world_landmarks) - reference_world(rec), axis=1))
+    world_errors = np.concatenate(world_errors)
+    agreement.assert_photo_thresholds("solutions.pose static", f"; world landmarks median "
+                                      f"{np.median(world_errors) * 1000:.2f} mm, p95 "
+                                      f"{np.percentile(world_errors, 95) * 1000:.1f} mm")
 
 
 @needs_shared
 def test_world_landmarks_and_mask_match_mediapipe_through_solutions_pose(model_paths):
-    rec = next(json.loads(line) for line in IMAGES_REFERENCE.read_text().splitlines() if "mpii_004645041" in line)
-    image = load(rec["source"])
+    rec = masked_record()
     with mp.solutions.pose.Pose(static_image_mode=True, enable_segmentation=True) as pose:
-        results = pose.process(image)
-    world = np.array([[p.x, p.y, p.z] for p in results.pose_world_landmarks.landmark])
-    ref = np.array([[p["x"], p["y"], p["z"]] for p in rec["poses"][0]["world_landmarks"]])
-    assert np.abs(world - ref).max() < 0.02  # metres
-    ref_mask = cv2.imread(str(IMAGES_REFERENCE.parent / "masks" / "mpii_004645041.png"), cv2.IMREAD_GRAYSCALE)
-    if ref_mask is None:
-        pytest.skip("no reference mask for this image")
-    ours, theirs = results.segmentation_mask > 0.5, ref_mask > 127
-    iou = (ours & theirs).sum() / max(1, (ours | theirs).sum())
-    assert iou > 0.95
+        results = pose.process(load(rec["source"]))
+    assert_world_and_mask_match(rec, world(results.pose_world_landmarks), results.segmentation_mask)
 
 
 @needs_shared
@@ -70,18 +59,13 @@ def test_tracking_matches_mediapipe_through_solutions_pose(model_paths, street_f
     name = "video_street_smoothed.jsonl" if smooth else "video_street_raw.jsonl"
     records = [json.loads(line) for line in (VIDEO_REFERENCE / name).read_text().splitlines()]
     assert len(records) == len(street_frames) == 205
-    agree, errors, detector_runs = 0, [], 0
+    agreement, detector_runs = Agreement(), 0
     # As MediaPipe's solution is used on a video: one process() call a frame, no timestamps given.
     with mp.solutions.pose.Pose(static_image_mode=False, smooth_landmarks=smooth) as pose:
         for image, rec in zip(street_frames, records):
             detector_runs += not pose._tracker.tracks
-            results = pose.process(image)
-            ours, theirs = results.pose_landmarks is not None, len(rec["poses"]) > 0
-            agree += ours == theirs
-            if ours and theirs:
-                height, width = image.shape[:2]
-                errors.append(relative_errors(pixels(results.pose_landmarks, width, height), rec["poses"][0]))
-    errors = np.concatenate(errors)
+            agreement.add(found(pose.process(image), image), rec)
+    agree, errors = agreement.agree, agreement.errors
     print(f"solutions.pose {name}: pose on the same frames {agree}/205, detector ran on {detector_runs} frames, "
           f"median {np.median(errors):.3%}, p95 {np.percentile(errors, 95):.3%} of person size")
     assert agree >= 200

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Iterable, Mapping, Optional, Tuple, Union
+from typing import Iterable, Iterator, Mapping, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -56,11 +56,27 @@ def _hidden(landmark) -> bool:
             or (landmark.HasField("presence") and landmark.presence < _PRESENCE_THRESHOLD))
 
 
-def _check_connection(connection, count: int) -> None:
-    start, end = connection[0], connection[1]
-    if not (0 <= start < count and 0 <= end < count):
-        raise ValueError(f"Landmark index is out of range. Invalid connection from landmark #{start} "
-                         f"to landmark #{end}.")
+def _shown(landmark_list) -> Iterator[Tuple[int, object]]:
+    """(index, landmark) for each landmark the visibility and presence rule keeps, in order."""
+    for index, landmark in enumerate(landmark_list.landmark):
+        if not _hidden(landmark):
+            yield index, landmark
+
+
+def _kept_connections(connections, kept: Mapping[int, tuple], count: int) -> Iterator[tuple]:
+    """(connection, start point, end point) for each connection whose two ends are in ``kept``,
+    in order; each connection is checked against the ``count`` landmarks as it comes, so that
+    what came before an out-of-range one is already drawn when the ValueError is raised, as in
+    MediaPipe."""
+    if not connections:
+        return
+    for connection in connections:
+        start, end = connection[0], connection[1]
+        if not (0 <= start < count and 0 <= end < count):
+            raise ValueError(f"Landmark index is out of range. Invalid connection from landmark #{start} "
+                             f"to landmark #{end}.")
+        if start in kept and end in kept:
+            yield connection, kept[start], kept[end]
 
 
 def draw_landmarks(image: np.ndarray, landmark_list,
@@ -84,21 +100,14 @@ def draw_landmarks(image: np.ndarray, landmark_list,
         raise ValueError("Input image must contain three channel bgr data.")
     height, width = image.shape[:2]
     points: dict[int, Tuple[int, int]] = {}  # index → pixel, in landmark order
-    for index, landmark in enumerate(landmark_list.landmark):
-        if _hidden(landmark):
-            continue
+    for index, landmark in _shown(landmark_list):
         pixel = _to_pixel(landmark.x, landmark.y, width, height)
         if pixel:
             points[index] = pixel
-    if connections:
-        count = len(landmark_list.landmark)
-        for connection in connections:
-            _check_connection(connection, count)
-            start, end = connection[0], connection[1]
-            if start in points and end in points:
-                spec = (connection_drawing_spec[connection] if isinstance(connection_drawing_spec, Mapping)
-                        else connection_drawing_spec)
-                cv2.line(image, points[start], points[end], spec.color, spec.thickness)
+    for connection, start, end in _kept_connections(connections, points, len(landmark_list.landmark)):
+        spec = (connection_drawing_spec[connection] if isinstance(connection_drawing_spec, Mapping)
+                else connection_drawing_spec)
+        cv2.line(image, start, end, spec.color, spec.thickness)
     if is_drawing_landmarks and landmark_drawing_spec:
         for index, pixel in points.items():
             spec = (landmark_drawing_spec[index] if isinstance(landmark_drawing_spec, Mapping)
@@ -133,23 +142,14 @@ def plot_landmarks(landmark_list, connections: Optional[Iterable[Tuple[int, int]
     axes = figure.add_subplot(projection="3d")
     axes.view_init(elev=elevation, azim=azimuth)
     plotted: dict[int, Tuple[float, float, float]] = {}
-    for index, landmark in enumerate(landmark_list.landmark):
-        if _hidden(landmark):
-            continue
+    for index, landmark in _shown(landmark_list):
         point = (-landmark.z, landmark.x, -landmark.y)
         axes.scatter3D(xs=[point[0]], ys=[point[1]], zs=[point[2]],
                        color=_rgb_unit(landmark_drawing_spec.color), linewidth=landmark_drawing_spec.thickness)
         plotted[index] = point
-    if connections:
-        count = len(landmark_list.landmark)
-        for connection in connections:
-            _check_connection(connection, count)
-            start, end = connection[0], connection[1]
-            if start in plotted and end in plotted:
-                a, b = plotted[start], plotted[end]
-                axes.plot3D(xs=[a[0], b[0]], ys=[a[1], b[1]], zs=[a[2], b[2]],
-                            color=_rgb_unit(connection_drawing_spec.color),
-                            linewidth=connection_drawing_spec.thickness)
+    for _, a, b in _kept_connections(connections, plotted, len(landmark_list.landmark)):
+        axes.plot3D(xs=[a[0], b[0]], ys=[a[1], b[1]], zs=[a[2], b[2]],
+                    color=_rgb_unit(connection_drawing_spec.color), linewidth=connection_drawing_spec.thickness)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*non-interactive.*")  # Agg: nothing to show
         plt.show()

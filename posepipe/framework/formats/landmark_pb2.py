@@ -386,25 +386,31 @@ class NormalizedLandmark(_LandmarkFields):
     __slots__ = ()
 
 
-class LandmarkList(_Message):
+class _ListOf(_Message):
+    """A message whose one field, number 1, repeats one message type: the class statement names
+    them, ``class LandmarkList(_ListOf, field="landmark", element="Landmark")``."""
+
     __slots__ = ()
-    _REPEATED = ("landmark",)
-    landmark = _RepeatedField(1, "Landmark")
+
+    def __init_subclass__(cls, *, field: str, element: str, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._REPEATED = (field,)
+        descriptor = _RepeatedField(1, element)
+        descriptor.__set_name__(cls, field)
+        setattr(cls, field, descriptor)
 
 
-class NormalizedLandmarkList(_Message):
+class LandmarkList(_ListOf, field="landmark", element="Landmark"):
     __slots__ = ()
-    _REPEATED = ("landmark",)
-    landmark = _RepeatedField(1, "NormalizedLandmark")
 
 
-class LandmarkListCollection(_Message):
+class NormalizedLandmarkList(_ListOf, field="landmark", element="NormalizedLandmark"):
     __slots__ = ()
-    _REPEATED = ("landmark_list",)
-    landmark_list = _RepeatedField(1, "LandmarkList")
 
 
-class NormalizedLandmarkListCollection(_Message):
+class LandmarkListCollection(_ListOf, field="landmark_list", element="LandmarkList"):
     __slots__ = ()
-    _REPEATED = ("landmark_list",)
-    landmark_list = _RepeatedField(1, "NormalizedLandmarkList")
+
+
+class NormalizedLandmarkListCollection(_ListOf, field="landmark_list", element="NormalizedLandmarkList"):
+    __slots__ = ()
