@@ -12,7 +12,8 @@ import pytest
 
 from posepipe import PoseLandmarker
 from posepipe.models import backend_choice
-from posepipe.models.backend_choice import (RETRY_S, choice_key, choose, file_sha256, key_digest,
+from posepipe.models.assets import sha256_of
+from posepipe.models.backend_choice import (RETRY_S, choice_key, choose, key_digest,
                                      verdict_path)
 from posepipe.models.cpu import cpu_info, describe, parse_cpuinfo, runtime_versions
 from posepipe.models.runtime import LiteRTModel, OnnxRuntimeModel, load_model
@@ -104,7 +105,7 @@ def opener(path: Path, cache: Path, drop=()):
 
 def test_miss_measures_and_caches_then_hit_loads_only_the_winner(model_paths, tmp_path, fresh_process):
     detector = model_paths[0]
-    key = choice_key(file_sha256(detector), (), 0)
+    key = choice_key(sha256_of(detector), (), 0)
     open_backend, opened = opener(detector, tmp_path)
     first = choose(detector, (), 0, tmp_path, open_backend, key, quiet=1.0)  # any load counts as quiet
     assert first.source == "measured" and sorted(opened) == ["litert", "onnxruntime"]
@@ -124,8 +125,8 @@ def test_miss_measures_and_caches_then_hit_loads_only_the_winner(model_paths, tm
     assert [o.shape for o in again.model.run(x)] == [o.shape for o in first.model.run(x)]
 
     # another CPU, or another runtime version: another file, measured afresh
-    for other in (choice_key(file_sha256(detector), (), 0, replace(cpu_info(), flags=frozenset({"avx2"}))),
-                  choice_key(file_sha256(detector), (), 0, versions={**runtime_versions(), "onnxruntime": "0.0.1"})):
+    for other in (choice_key(sha256_of(detector), (), 0, replace(cpu_info(), flags=frozenset({"avx2"}))),
+                  choice_key(sha256_of(detector), (), 0, versions={**runtime_versions(), "onnxruntime": "0.0.1"})):
         open_backend, opened = opener(detector, tmp_path)
         result = choose(detector, (), 0, tmp_path, open_backend, other, quiet=1.0)
         assert result.source == "measured" and sorted(opened) == ["litert", "onnxruntime"]
@@ -135,7 +136,7 @@ def test_miss_measures_and_caches_then_hit_loads_only_the_winner(model_paths, tm
 
 def test_unreadable_or_foreign_record_is_measured_again(model_paths, tmp_path, fresh_process):
     detector = model_paths[0]
-    key = choice_key(file_sha256(detector), (), 0)
+    key = choice_key(sha256_of(detector), (), 0)
     path = verdict_path(tmp_path, detector.stem, key)
     path.parent.mkdir(parents=True)
     for text in ("{not json", json.dumps({"backend": "litert", "quiet": True, "key": {**key, "threads": 3}}),
@@ -151,7 +152,7 @@ def test_busy_machine_decides_by_median_for_an_hour_then_measures_again(model_pa
         pytest.skip("no /proc/stat: whether the machine was busy is unknown here")
     landmark = model_paths[1]
     drop = (2,)
-    key = choice_key(file_sha256(landmark), drop, 0)
+    key = choice_key(sha256_of(landmark), drop, 0)
     # quiet=0.0: no measurement counts as quiet, as on a machine other processes keep busy
     result = choose(landmark, drop, 0, tmp_path, opener(landmark, tmp_path, drop)[0], key, quiet=0.0)
     record = json.loads(result.path.read_text())

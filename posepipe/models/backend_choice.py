@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .assets import sha256_of
 from .cpu import CpuInfo, cpu_info, runtime_versions
 
 CANDIDATES = ("litert", "onnxruntime")
@@ -47,10 +48,6 @@ MIN_RUNS, MAX_RUNS = 5, 15
 BUDGET_S = 0.5  # timed runs stop after this, once MIN_RUNS each are in
 QUIET = 0.25  # a measurement decides when other processes took under this share of the CPU time
 RETRY_S = 3600.0  # a busy machine's verdict serves this long, then the next open measures again
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def choice_key(model_sha256: str, drop_outputs: tuple[int, ...], threads: int, cpu: CpuInfo | None = None,
@@ -171,7 +168,7 @@ def choose(model_path: Path, drop_outputs: tuple[int, ...], threads: int, cache_
     or measured now. ``open_backend(name)`` opens the model on one backend; ``quiet``: the share of
     the CPU other processes may take while a measurement still decides."""
     model_path = Path(model_path)
-    key = key or choice_key(file_sha256(model_path), drop_outputs, threads)
+    key = key or choice_key(sha256_of(model_path), drop_outputs, threads)
     path = verdict_path(cache_dir, model_path.stem, key)
     record = read_record(path, key)
     if settled(record):

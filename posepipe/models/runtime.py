@@ -428,9 +428,10 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             # Which runtime is faster depends on the CPU, the threads and the model (without
             # its mask decoder the landmark model is another network for ONNX Runtime): measured
             # here on first use, cached per machine (backend_choice).
-            from .backend_choice import choice_key, choose, file_sha256
+            from .assets import sha256_of
+            from .backend_choice import choice_key, choose
 
-            key = choice_key(file_sha256(model_path), drop_outputs, threads, extra={"emitter": _EMITTER_VERSION})
+            key = choice_key(sha256_of(model_path), drop_outputs, threads, extra={"emitter": _EMITTER_VERSION})
             return choose(model_path, drop_outputs, threads, cache_dir,
                           lambda name: load_model(model_path, name, cache_dir, threads, drop_outputs=drop_outputs),
                           key).model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ..topology import LANDMARK_NAMES
+from ..topology import LEFT_LANDMARKS, RIGHT_LANDMARKS
 from .drawing_utils import DrawingSpec
 from .pose import PoseLandmark
 
@@ -16,10 +16,8 @@ _POSE_RIGHT_COLOR = (231, 217, 0)
 _WHITE = (224, 224, 224)
 _THICKNESS_POSE_LANDMARKS = 2
 
-_POSE_LANDMARKS_LEFT = frozenset(PoseLandmark(i) for i, n in enumerate(LANDMARK_NAMES)
-                                 if n.startswith("left_") or n == "mouth_left")
-_POSE_LANDMARKS_RIGHT = frozenset(PoseLandmark(i) for i, n in enumerate(LANDMARK_NAMES)
-                                  if n.startswith("right_") or n == "mouth_right")
+_POSE_LANDMARKS_LEFT = frozenset(map(PoseLandmark, LEFT_LANDMARKS))
+_POSE_LANDMARKS_RIGHT = frozenset(map(PoseLandmark, RIGHT_LANDMARKS))
 
 
 def get_default_pose_landmarks_style() -> Mapping[int, DrawingSpec]:

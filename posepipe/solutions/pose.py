@@ -21,6 +21,7 @@ from ..framework.formats.landmark_pb2 import LandmarkList, NormalizedLandmarkLis
 from ..models.assets import cache_dir
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions
 from ..results import Poses
+from ..topology import LANDMARK_NAMES
 from ..video.tracking import PoseTracker
 from .pose_connections import POSE_CONNECTIONS
 
@@ -33,42 +34,9 @@ FRAME_STEP_US = 33_333
 LANDMARK_MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
 
 
-class PoseLandmark(enum.IntEnum):
-    """The 33 pose landmarks, as MediaPipe names and numbers them."""
-
-    NOSE = 0
-    LEFT_EYE_INNER = 1
-    LEFT_EYE = 2
-    LEFT_EYE_OUTER = 3
-    RIGHT_EYE_INNER = 4
-    RIGHT_EYE = 5
-    RIGHT_EYE_OUTER = 6
-    LEFT_EAR = 7
-    RIGHT_EAR = 8
-    MOUTH_LEFT = 9
-    MOUTH_RIGHT = 10
-    LEFT_SHOULDER = 11
-    RIGHT_SHOULDER = 12
-    LEFT_ELBOW = 13
-    RIGHT_ELBOW = 14
-    LEFT_WRIST = 15
-    RIGHT_WRIST = 16
-    LEFT_PINKY = 17
-    RIGHT_PINKY = 18
-    LEFT_INDEX = 19
-    RIGHT_INDEX = 20
-    LEFT_THUMB = 21
-    RIGHT_THUMB = 22
-    LEFT_HIP = 23
-    RIGHT_HIP = 24
-    LEFT_KNEE = 25
-    RIGHT_KNEE = 26
-    LEFT_ANKLE = 27
-    RIGHT_ANKLE = 28
-    LEFT_HEEL = 29
-    RIGHT_HEEL = 30
-    LEFT_FOOT_INDEX = 31
-    RIGHT_FOOT_INDEX = 32
+# The 33 pose landmarks as MediaPipe names and numbers them: its names are topology's, upper case.
+PoseLandmark = enum.IntEnum("PoseLandmark", [(name.upper(), i) for i, name in enumerate(LANDMARK_NAMES)],
+                            module=__name__)
 
 
 class SolutionOutputs(NamedTuple):

@@ -53,7 +53,7 @@ class PoseTracker:
         self.landmarker = landmarker or PoseLandmarker(options, **overrides)
         self.options = self.landmarker.options
         self.smooth = smooth
-        self.smooth_masks = smooth if smooth_masks is None else smooth_masks
+        self.smooth_masks = smooth_masks  # None: as smooth (PoseSmoother decides)
         self.tracks: list[Track] = []
         self.next_id = 0
         self.times = StageTimes()
