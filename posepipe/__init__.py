@@ -3,12 +3,14 @@
 Layers, each importing only those below it:
 
 * ``errors``, ``topology``, ``results``; ``models/`` (assets, graph import, runtimes);
-* the still pipeline: ``roi``, ``detector``, ``landmarks``, ``pipeline``, ``drawing``, ``io``, ``trace``;
+* the still pipeline: ``roi``, ``detector``, ``landmarks``, ``pipeline``, ``drawing``, ``io``, ``trace``,
+  and ``image`` (MediaPipe's ``mp.Image`` container);
 * ``video/``: sources, tracking, smoothing, the run loop, exports;
 * ``analysis/`` (angles, labels, evaluation), then ``training/``;
-* the front doors: the ``posepipe`` command (``cli``) and MediaPipe's legacy API
+* the front doors: the ``posepipe`` command (``cli``), MediaPipe's legacy API
   (``solutions``, on the message types of ``framework``): ``import posepipe as mp`` then
-  ``mp.solutions.pose.Pose``.
+  ``mp.solutions.pose.Pose``, and MediaPipe's Tasks API (``tasks``):
+  ``mp.tasks.vision.PoseLandmarker`` on ``mp.Image``.
 
 The public names and those subpackages are imported on first use, so ``import posepipe``
 stays cheap.
@@ -23,13 +25,13 @@ _PUBLIC = {
     "Poses": "results", "Detections": "results", "RegionOfInterest": "roi", "PoseAnnotator": "drawing",
     "LANDMARK_NAMES": "topology", "POSE_CONNECTIONS": "topology",
     "PosepipeError": "errors", "ModelError": "errors", "ImageError": "errors",
-    "read_image": "io",
+    "read_image": "io", "Image": "image", "ImageFormat": "image",
     "PoseTracker": "video.tracking", "open_source": "video.sources", "Frame": "video.sources",
     "VideoOutputs": "video.outputs", "run_video": "video.runner", "track_video": "video.runner",
 }
 
 # Subpackages reachable as attributes without an import of their own, as in MediaPipe.
-_SUBPACKAGES = ("solutions", "framework")
+_SUBPACKAGES = ("solutions", "framework", "tasks")
 
 __all__ = sorted(_PUBLIC)
 
