@@ -1,5 +1,6 @@
 """The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo``, ``trace``;
-``label``, ``train``, ``distill`` and ``eval`` for training and evaluation.
+``label``, ``train``, ``distill`` and ``eval`` for training and evaluation; ``models add`` and
+``models list`` for MediaPipe's model files.
 
 Exit codes: 0 all inputs done, 1 some inputs failed (each has an error record), 2 the run
 could not start (bad option, model unavailable, output not writable), 130 interrupted.
@@ -360,6 +361,57 @@ def angles(input_path, output, plot, track_id, visibility_threshold):
         written.append(f"{plot} (track {first.track_id})")
     frames = len(set().union(*(s.frame.tolist() for s in series.values())))
     click.echo(f"{frames} frames, {len(series)} track(s): wrote {', '.join(written)}")
+
+
+@main.group("models")
+def models_group() -> None:
+    """MediaPipe's model files in posepipe's cache: add the lite and heavy landmark models
+    (model_complexity 0 and 2), which posepipe cannot download, and list what is there."""
+
+
+@models_group.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+def models_add(files):
+    """Check model files and copy them into the cache: BlazePose .tflite detectors and landmark
+    models (lite, full, heavy), or pose landmarker .task bundles. Prints a line per model added;
+    a file that is not one gets one sentence and the exit code is 1 (the others are added)."""
+    from .models import registry
+
+    failures = 0
+    for file in files:
+        try:
+            added = registry.add([file])
+        except PosepipeError as exc:
+            click.echo(f"posepipe: error: {exc}", err=True)
+            failures += 1
+            continue
+        for model in added:
+            click.echo(f"{file}: {model.what}, {model.release} → {model.path} ({model.use})")
+    if failures:
+        sys.exit(1)
+
+
+@models_group.command("list")
+def models_list():
+    """The model files in the cache: what each is, its release, and what posepipe uses it for."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .models import registry
+    from .models.assets import cache_dir
+
+    folder = cache_dir() / "models"
+    found = registry.listing()
+    if not found:
+        click.echo(f"no model files in {folder}: posepipe fetches its default ones on first use; "
+                   "add others with `posepipe models add FILE`")
+        return
+    table = Table(title=f"posepipe models in {folder}")
+    for column in ("file", "kind", "release", "size", "sha256", "used as"):
+        table.add_column(column, justify="right" if column == "size" else "left", no_wrap=column != "release")
+    for m in found:
+        table.add_row(m.path.name, m.what, m.release, f"{m.size / 1e6:.1f} MB", m.sha256[:12], m.use)
+    Console(width=None if sys.stdout.isatty() else 1000).print(table)
 
 
 def eval_model_options(f):

@@ -189,7 +189,7 @@ def test_model_complexity_needs_its_file(monkeypatch, tmp_path):
     for complexity, name in ((0, "pose_landmark_lite.tflite"), (2, "pose_landmark_heavy.tflite")):
         with pytest.raises(ModelError, match=name) as caught:
             mp_pose.Pose(model_complexity=complexity)
-        assert str(tmp_path / "models" / name) in str(caught.value) and "POSEPIPE_LANDMARK_MODEL" in str(caught.value)
+        assert f"`posepipe models add {name}`" in str(caught.value) and "POSEPIPE_LANDMARK_MODEL" in str(caught.value)
     with pytest.raises(ValueError, match="model_complexity must be 0, 1 or 2"):
         mp_pose.Pose(model_complexity=3)
 
@@ -210,7 +210,9 @@ def test_model_complexity_zero_from_the_cache_or_the_environment(monkeypatch, tm
     with mp_pose.Pose(static_image_mode=True, model_complexity=0) as pose:
         lite = pose.process(photo)
         assert Path(pose._landmarker.options.landmark_model) == models / LITE.name
-    monkeypatch.setenv("POSEPIPE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    # The same cache again, less the lite model: a fresh cache would measure the auto backend
+    # anew, and another runtime gives other (close) numbers, so the equality below would fail.
+    (models / LITE.name).unlink()
     monkeypatch.setenv("POSEPIPE_LANDMARK_MODEL", str(LITE))
     monkeypatch.setenv("POSEPIPE_DETECTOR_MODEL", str(model_paths[0]))
     with mp_pose.Pose(static_image_mode=True, model_complexity=0) as pose:

@@ -16,9 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ModelError
 from ..framework.formats.landmark_pb2 import LandmarkList, NormalizedLandmarkList
-from ..models.assets import cache_dir
+from ..models.registry import COMPLEXITY, landmark_model_path
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions
 from ..results import Poses
 from ..topology import LANDMARK_NAMES
@@ -30,8 +29,8 @@ __all__ = ["Pose", "PoseLandmark", "POSE_CONNECTIONS", "SolutionOutputs"]
 # MediaPipe's solution advances its clock by this much per process() call (a simulated 30 fps).
 FRAME_STEP_US = 33_333
 
-# The landmark model of each model_complexity; 1 is the default model posepipe fetches itself.
-LANDMARK_MODEL_FILES = {0: "pose_landmark_lite.tflite", 1: "pose_landmark_full.tflite", 2: "pose_landmark_heavy.tflite"}
+# The landmark model variant of each model_complexity; 1 is the default model posepipe fetches itself.
+LANDMARK_VARIANTS = {complexity: variant for variant, complexity in COMPLEXITY.items()}
 
 
 # The 33 pose landmarks as MediaPipe names and numbers them: its names are topology's, upper case.
@@ -49,18 +48,13 @@ class SolutionOutputs(NamedTuple):
 
 def landmark_model_for(model_complexity: int) -> Path | None:
     """The landmark model file for ``model_complexity``; None means posepipe's usual choice
-    (``POSEPIPE_LANDMARK_MODEL`` where set, else the full model it fetches)."""
-    if model_complexity not in LANDMARK_MODEL_FILES:
+    (``POSEPIPE_LANDMARK_MODEL`` where set, else the full model it fetches). The lite and heavy
+    models are the ones added with ``posepipe models add`` (:func:`~posepipe.models.registry.landmark_model_path`)."""
+    if model_complexity not in LANDMARK_VARIANTS:
         raise ValueError(f"model_complexity must be 0, 1 or 2, not {model_complexity!r}")
     if model_complexity == 1 or os.environ.get("POSEPIPE_LANDMARK_MODEL"):
         return None
-    name = LANDMARK_MODEL_FILES[model_complexity]
-    path = cache_dir() / "models" / name
-    if path.is_file():
-        return path
-    raise ModelError(f"model_complexity={model_complexity} needs MediaPipe's {name}, which posepipe does not "
-                     f"download (no package index carries it); put the file at {path}, or point "
-                     "POSEPIPE_LANDMARK_MODEL at it, or use model_complexity=1")
+    return landmark_model_path(LANDMARK_VARIANTS[model_complexity])
 
 
 def _as_solution_outputs(poses: Poses, with_mask: bool) -> SolutionOutputs:
@@ -89,7 +83,8 @@ class Pose:
     The parameters are MediaPipe's, in its order. ``min_tracking_confidence`` is posepipe's
     ``min_pose_presence_confidence``: below it a pose counts as lost (and, in video, the
     detector runs again on the next frame). ``model_complexity`` 0 and 2 need MediaPipe's lite
-    and heavy landmark models, which posepipe cannot download (see :func:`landmark_model_for`).
+    and heavy landmark models, which posepipe cannot download: ``posepipe models add`` the files
+    (see :func:`landmark_model_for`).
     """
 
     def __init__(self, static_image_mode: bool = False, model_complexity: int = 1, smooth_landmarks: bool = True,
