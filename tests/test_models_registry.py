@@ -20,6 +20,7 @@ import posepipe as mp
 from posepipe.errors import ModelError
 from posepipe.models import assets, registry
 from posepipe.models.assets import sha256_of
+from posepipe.models.bundles import DETECTOR_MEMBER, LANDMARK_MEMBER
 from tests.conftest import SHARED, needs_shared
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,8 @@ def run_posepipe(cache: Path, *args: str) -> subprocess.CompletedProcess:
 def make_bundle(path: Path, detector: Path, landmarks: Path) -> Path:
     """A pose landmarker .task bundle: a zip holding the two networks under MediaPipe's member names."""
     with zipfile.ZipFile(path, "w") as bundle:
-        bundle.write(detector, registry.BUNDLE_DETECTOR)
-        bundle.write(landmarks, registry.BUNDLE_LANDMARKS)
+        bundle.write(detector, DETECTOR_MEMBER)
+        bundle.write(landmarks, LANDMARK_MEMBER)
     return path
 
 
@@ -202,10 +203,9 @@ def test_a_task_bundle_gives_its_lite_model(tmp_path, monkeypatch, model_paths):
     use_cache(monkeypatch, cache)
     bundle = make_bundle(tmp_path / "pose_landmarker_heavy.task", detector, LITE)  # misnamed on purpose
     for _ in range(2):
-        lite, kept_detector = registry.add([bundle])
+        [lite] = registry.add([bundle])
         assert (lite.what, lite.path) == ("lite landmark model", cache / "models" / "pose_landmark_lite.tflite")
         assert lite.release.endswith(LITE_GENERATION + ")") and sha256_of(lite.path) == sha256_of(LITE)
-        assert kept_detector.path == cache / "models" / "pose_detection.tflite"  # the default one: kept once
     assert sorted(p.name for p in (cache / "models").iterdir()) == [
         "pose_detection.tflite", "pose_landmark_full.tflite", "pose_landmark_lite.tflite"]  # no temporary left
 
@@ -214,7 +214,8 @@ def test_a_task_bundle_gives_its_lite_model(tmp_path, monkeypatch, model_paths):
         registry.add([swapped])
     with zipfile.ZipFile(tmp_path / "hand_landmarker.task", "w") as other:
         other.write(detector, "hand_detector.tflite")
-    with pytest.raises(ModelError, match=r"is not a pose landmarker \.task bundle: it holds hand_detector\.tflite"):
+    with pytest.raises(ModelError, match=r"No file with name: pose_detector\.tflite\. All files in the model asset "
+                                         r"bundle are: hand_detector\.tflite\."):
         registry.add([tmp_path / "hand_landmarker.task"])
 
 

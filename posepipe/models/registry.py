@@ -30,6 +30,7 @@ from ..errors import ModelError
 from .assets import DETECTOR as DEFAULT_DETECTOR
 from .assets import LANDMARK_FULL as DEFAULT_LANDMARK
 from .assets import cache_dir, ensure_default_models, sha256_of
+from .bundles import DETECTOR_MEMBER, LANDMARK_MEMBER, unpack_task_bundle
 from .graph import Graph, import_tflite
 
 DETECTOR, LANDMARK, BUNDLE = "detector", "landmark model", "bundle"
@@ -39,7 +40,6 @@ COMPLEXITY = {"lite": 0, "full": 1, "heavy": 2}
 LANDMARK_FILES = {"lite": "pose_landmark_lite.tflite", "full": DEFAULT_LANDMARK.filename,
                   "heavy": "pose_landmark_heavy.tflite"}
 # Where a pose landmarker .task bundle keeps its two networks (MediaPipe's pose_landmarker_graph.cc).
-BUNDLE_DETECTOR, BUNDLE_LANDMARKS = "pose_detector.tflite", "pose_landmarks_detector.tflite"
 
 
 @dataclass(frozen=True)
@@ -228,48 +228,28 @@ def _place(model: RegisteredModel, models_dir: Path) -> RegisteredModel:
     return replace(model, path=target)
 
 
-def _unpack_bundle(path: Path, into: Path) -> tuple[Path, Path]:
-    """The detector and landmark model of a pose landmarker ``.task`` bundle, a zip file, written into ``into``."""
-    try:
-        with zipfile.ZipFile(path) as bundle:
-            names = bundle.namelist()
-            missing = [m for m in (BUNDLE_DETECTOR, BUNDLE_LANDMARKS) if m not in names]
-            if missing:
-                raise ModelError(f"{path} is not a pose landmarker .task bundle: it holds "
-                                 f"{', '.join(names) or 'no files'} and no {' or '.join(missing)}")
-            unpacked = []
-            for member in (BUNDLE_DETECTOR, BUNDLE_LANDMARKS):
-                with bundle.open(member) as src, open(into / member, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                unpacked.append(into / member)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise ModelError(f"{path} is not a readable .task bundle ({exc})") from None
-    return unpacked[0], unpacked[1]
-
-
-def _add_bundle(path: Path, models_dir: Path) -> list[RegisteredModel]:
-    """The bundle's landmark model as its variant, and its detector (the default, or kept beside it).
-    The variant comes from the bundle's published checksum, else from the landmark model itself
-    (its checksum, else its size). The file name is not needed: the network's size tells
-    lite, full and heavy apart."""
+def _add_bundle(path: Path, models_dir: Path) -> RegisteredModel:
+    """A bundle's landmark model, placed as its variant. The variant comes from the bundle's
+    published checksum, else from the landmark model itself (its checksum, else its size): the
+    file name is not needed. The detector must be one, but is not kept: every published
+    bundle's detector is the default network (with TFLite metadata added)."""
     bundle_known = KNOWN_MODELS.get(sha256_of(path))
-    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".unpacking-") as tmp:
-        detector_file, landmark_file = _unpack_bundle(path, Path(tmp))
-        detector = _identify(detector_file, f"{path}'s {BUNDLE_DETECTOR}")
-        landmark = _identify(landmark_file, f"{path}'s {BUNDLE_LANDMARKS}")
-        for model, member, wanted in ((detector, BUNDLE_DETECTOR, DETECTOR), (landmark, BUNDLE_LANDMARKS, LANDMARK)):
-            if model.kind != wanted:
-                raise ModelError(f"{path} is not a usable pose landmarker bundle: its {member} is a {model.kind}, "
-                                 f"not a {wanted}")
-        if bundle_known is not None and bundle_known.kind == BUNDLE and landmark.release == UNKNOWN_RELEASE:
-            landmark = replace(landmark, variant=bundle_known.variant,
-                               release=f"the landmark model of {bundle_known.release}")
-        return [_place(landmark, models_dir), _place(detector, models_dir)]
+    detector_file, landmark_file = unpack_task_bundle(path)
+    detector = _identify(detector_file, f"{path}'s {DETECTOR_MEMBER}")
+    landmark = _identify(landmark_file, f"{path}'s {LANDMARK_MEMBER}")
+    for model, member, wanted in ((detector, DETECTOR_MEMBER, DETECTOR), (landmark, LANDMARK_MEMBER, LANDMARK)):
+        if model.kind != wanted:
+            raise ModelError(f"{path} is not a usable pose landmarker bundle: its {member} is a {model.kind}, "
+                             f"not a {wanted}")
+    if bundle_known is not None and bundle_known.kind == BUNDLE and landmark.release == UNKNOWN_RELEASE:
+        landmark = replace(landmark, variant=bundle_known.variant,
+                           release=f"the landmark model of {bundle_known.release}")
+    return _place(landmark, models_dir)
 
 
 def add(paths: list[str | Path]) -> list[RegisteredModel]:
     """Verify model files and copy them into the cache, each to its one place (see the module's
-    docstring). A ``.task`` bundle gives its landmark model and its detector. Raises ModelError
+    docstring). A ``.task`` bundle gives its landmark model. Raises ModelError
     at the first file that is not a BlazePose model; the files before it stay added."""
     models_dir = cache_dir() / "models"
     try:
@@ -288,7 +268,7 @@ def add(paths: list[str | Path]) -> list[RegisteredModel]:
             raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
         # A .tflite whose metadata carries files is a zip as well: the TFLite header decides first.
         if not is_tflite and zipfile.is_zipfile(path):
-            added.extend(_add_bundle(path, models_dir))
+            added.append(_add_bundle(path, models_dir))
         else:
             added.append(_place(identify(path), models_dir))
     return added
