@@ -95,6 +95,11 @@ def test_unwritable_output_and_bad_options(tmp_path, grace_path):
     assert proc.returncode == 2 and "num_poses must be at least 1" in proc.stderr
     proc = posepipe("image", grace_path, "--landmark-model", tmp_path / "missing.tflite")
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+    (tmp_path / "notes.tflite").write_text("not a model")
+    for backend in ("auto", "litert", "onnxruntime"):
+        proc = posepipe("image", grace_path, "--landmark-model", tmp_path / "notes.tflite", "--backend", backend)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "notes.tflite is not a TFLite model" in proc.stderr
 
 
 def test_array_conversions():

@@ -409,6 +409,17 @@ def litert_available() -> bool:
     return True
 
 
+def _check_tflite(path: Path) -> None:
+    """A ModelError naming the file, before a runtime fails on it with its own words."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(8)
+    except OSError as exc:
+        raise ModelError(f"cannot read the model {path}: {exc.strerror or exc}") from None
+    if header[4:8] != b"TFL3":  # the flatbuffer file identifier of every TFLite model
+        raise ModelError(f"{path} is not a TFLite model (nor an ONNX one)")
+
+
 def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
                onnx_path: str | Path | None = None, drop_outputs: tuple[int, ...] = (),
                signature: Signature | None = None) -> Model:
@@ -421,6 +432,8 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     """
     model_path = Path(model_path)
     onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
+    if not onnx_file:
+        _check_tflite(model_path)
     if backend == "auto":
         if onnx_file or not litert_available():
             backend = "onnxruntime"
