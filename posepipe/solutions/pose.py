@@ -62,14 +62,18 @@ def _as_solution_outputs(poses: Poses, with_mask: bool) -> SolutionOutputs:
     if len(poses) == 0:
         return SolutionOutputs(None, None, None)
     width, height = poses.image_size
+    visibility = poses.visibility[0][:, None]
+    normalized = poses.landmarks[0] / np.array([width, height, width], np.float64)  # z on x's scale
     landmarks, world = NormalizedLandmarkList(), LandmarkList()
-    visibility = poses.visibility[0].tolist()
-    for (x, y, z), v in zip(poses.landmarks[0].tolist(), visibility):
-        landmarks.landmark.add(x=x / width, y=y / height, z=z / width, visibility=v)
-    for (x, y, z), v in zip(poses.world_landmarks[0].tolist(), visibility):
-        world.landmark.add(x=x, y=y, z=z, visibility=v)
+    landmarks.landmark._extend_float32_rows(
+        _FIELDS, np.hstack([normalized, visibility]).astype(np.float32).tolist())
+    world.landmark._extend_float32_rows(
+        _FIELDS, np.hstack([poses.world_landmarks[0], visibility]).astype(np.float32).tolist())
     mask = poses.masks[0] if with_mask and poses.masks is not None else None
     return SolutionOutputs(landmarks, world, mask)
+
+
+_FIELDS = ("x", "y", "z", "visibility")  # MediaPipe's legacy solution leaves presence unset
 
 
 class Pose:
