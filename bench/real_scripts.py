@@ -228,6 +228,8 @@ def main() -> None:
     parser.add_argument("--scripts", type=Path, required=True, help="folder holding <name>.py for each script")
     parser.add_argument("--python", default=str(ROOT / ".bench" / "scripts" / "bin" / "python"),
                         help="a Python with both mediapipe==0.10.21 and posepipe installed")
+    parser.add_argument("--posepipe-python", help="run the posepipe side in this Python instead (another "
+                        "version, say: MediaPipe 0.10.21 installs on Python 3.12 and older only)")
     parser.add_argument("--only", nargs="*", help="names of the scripts to run (default: all)")
     parser.add_argument("--out", type=Path, help="keep each run's folder here (default: a temporary folder)")
     parser.add_argument("--timeout", type=float, default=900)
@@ -251,8 +253,9 @@ def main() -> None:
             raise SystemExit(f"{path} is not the published file (SHA-256 {digest[:12]}, expected {script.sha256[:12]})")
         source = path.read_text(encoding="utf-8")
         runs = {}
-        for runtime, text in (("mediapipe", source), ("posepipe", as_posepipe(source))):
-            runs[runtime] = run(script, text, args.python, work / script.name / runtime, args.timeout)
+        for runtime, text, python in (("mediapipe", source, args.python),
+                                      ("posepipe", as_posepipe(source), args.posepipe_python or args.python)):
+            runs[runtime] = run(script, text, python, work / script.name / runtime, args.timeout)
         report[script.name] = {"kind": script.kind, "repo": script.repo, "path": script.path,
                                "commit": script.commit, "runs": runs,
                                "compared": compare(script, work / script.name / "mediapipe",
