@@ -19,6 +19,9 @@ LAYERS = [
 ]
 # The front doors stand on everything below and never on each other.
 FRONT_DOORS = ("cli", "solutions", "tasks", "batch", "serve")
+# The command line is the shell over other front doors' Python APIs: `posepipe batch` parses its
+# options and calls posepipe.batch, which never imports the command line back.
+COMMAND_LINE_CALLS = {"cli": ("batch",)}
 
 
 def module_name(path: Path) -> str:
@@ -72,6 +75,8 @@ def test_imports_go_downward_and_front_doors_stay_apart():
         rank, door = layer_of(module)
         for target in targets:
             target_rank, target_door = layer_of(target)
+            if target_door in COMMAND_LINE_CALLS.get(door, ()):
+                continue
             if target_rank > rank or (rank == len(LAYERS) and target_rank == rank and target_door != door):
                 wrong.append(f"posepipe.{module} imports posepipe.{target}")
     assert not wrong, "\n".join(sorted(wrong))
