@@ -53,6 +53,11 @@ def run_batch(inputs: Iterable[str], out: str | Path, options: BatchOptions | No
     if workers is not None and workers < 1:
         raise PosepipeError("--workers must be at least 1")
     options.landmarker_options(options.threads)  # refuse bad options before anything is written
+    try:
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise PosepipeError("posepipe batch writes Parquet, which needs pyarrow: pip install 'posepipe[analysis]'") \
+            from None
     started = time.perf_counter()
     dataset = BatchDir(out, options.fingerprint(), overwrite)
     try:

@@ -91,10 +91,14 @@ class PartWriter:
         if self.buffer:
             table = long_table(self.buffer, self.schema)
             self.buffer = []
-            try:
-                self.writer.write_table(table)
-            except OSError as exc:
-                raise _cannot_write(self.path, exc) from None
+            self.write_table(table)
+
+    def write_table(self, table) -> None:
+        """Rows already in the dataset's schema (photos posed on another machine)."""
+        try:
+            self.writer.write_table(table)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
 
     def close(self, statuses: list[dict]) -> None:
         try:

@@ -14,10 +14,10 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .dataset import BatchDir, PartWriter, status_row
+from .dataset import BatchDir
 from .options import BatchOptions
 from .plan import Unit
-from .work import Outcome, run_unit, start_worker
+from .work import Outcome, lost, run_unit, start_worker
 
 UNITS_IN_FLIGHT_PER_WORKER = 2  # one running, one queued so no worker waits for the parent
 MAX_ATTEMPTS = 3  # a unit that was in flight when a worker died this often is recorded as failed
@@ -53,15 +53,6 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.terminate()
     for process in processes:
         process.join(timeout=5)
-
-
-def _lost(unit: Unit, dataset: BatchDir) -> Outcome:
-    """The outcome of a unit whose worker died every time it ran: each source failed."""
-    staged = dataset.staging_file(unit.key)
-    message = "the worker process died while processing it (out of memory?)"
-    statuses = [status_row(s.name, s.kind, 0, 0, 0.0, message) for s in unit.sources]
-    PartWriter(staged).close(statuses)
-    return Outcome(unit.key, str(staged), statuses)
 
 
 def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, workers: int,
@@ -102,7 +93,7 @@ def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, w
                     attempts[unit.key] = attempts.get(unit.key, 0) + 1
                     if attempts[unit.key] >= MAX_ATTEMPTS:
                         retry.remove(unit)
-                        outcome = _lost(unit, dataset)
+                        outcome = lost(unit, dataset)
                         dataset.commit(outcome.key, Path(outcome.staged))
                         on_done(outcome)
                 pool = _start(workers, options, threads)

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import PosepipeError
 from ..io import read_image
 from ..pipeline import PoseLandmarker
-from .dataset import OutputError, PartWriter, status_row
+from .dataset import BatchDir, OutputError, PartWriter, status_row
 from .options import BatchOptions
 from .plan import Source, Unit
 
@@ -57,6 +57,15 @@ def landmarker(options: BatchOptions, threads: int) -> PoseLandmarker:
     return _models[key]
 
 
+def lost(unit: Unit, dataset: BatchDir) -> Outcome:
+    """The outcome of a unit whose worker died every time it ran (written by the committer)."""
+    staged = dataset.staging_file(unit.key)
+    message = "the worker process died while processing it (out of memory?)"
+    statuses = [status_row(s.name, s.kind, 0, 0, 0.0, message) for s in unit.sources]
+    PartWriter(staged).close(statuses)
+    return Outcome(unit.key, str(staged), statuses)
+
+
 def _sentence(exc: BaseException) -> str:
     if isinstance(exc, PosepipeError):
         return str(exc)
@@ -80,7 +89,7 @@ def run_unit(unit: Unit, staged: str, options: BatchOptions, threads: int) -> Ou
         if unit.kind == "video":
             statuses = [_video(unit.sources[0], writer, model, options)]
         else:
-            statuses = [_photo(source, writer, model) for source in unit.sources]
+            statuses = [pose_photo(source, writer, model) for source in unit.sources]
     except BaseException:
         writer.abandon()
         raise
@@ -88,7 +97,8 @@ def run_unit(unit: Unit, staged: str, options: BatchOptions, threads: int) -> Ou
     return Outcome(unit.key, staged, statuses)
 
 
-def _photo(source: Source, writer: PartWriter, model: PoseLandmarker) -> dict:
+def pose_photo(source: Source, writer, model: PoseLandmarker) -> dict:
+    """One photo's rows into ``writer`` (anything with PartWriter's ``write``); its status row."""
     start = time.perf_counter()
     try:
         poses = model.detect(read_image(source.path))
