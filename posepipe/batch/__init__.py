@@ -53,6 +53,10 @@ def run_batch(inputs: Iterable[str], out: str | Path, options: BatchOptions | No
     if workers is not None and workers < 1:
         raise PosepipeError("--workers must be at least 1")
     options.landmarker_options(options.threads)  # refuse bad options before anything is written
+    if options.zero_lag is not None:
+        from ..video.outputs import VideoOutputs
+
+        VideoOutputs().check(zero_lag_hz=options.zero_lag)  # SciPy there, a cutoff above 0
     try:
         import pyarrow.parquet  # noqa: F401
     except ImportError:
