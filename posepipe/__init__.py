@@ -6,7 +6,7 @@ Layers, each importing only those below it:
 * the still pipeline: ``roi``, ``detector``, ``landmarks``, ``pipeline``, ``drawing``, ``io``, ``trace``;
 * ``video/``: sources, tracking, smoothing, the run loop, exports;
 * ``analysis/`` (angles, labels, evaluation), then ``training/``;
-* the front doors: the ``posepipe`` command (``cli``) and MediaPipe's legacy API
+* the front doors: the ``posepipe`` command (``cli``), large collections (``batch``) and MediaPipe's legacy API
   (``solutions``, on the message types of ``framework``): ``import posepipe as mp`` then
   ``mp.solutions.pose.Pose``.
 

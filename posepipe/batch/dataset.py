@@ -152,6 +152,13 @@ class BatchDir:
         except OSError as exc:
             raise _cannot_write(self.root, exc) from None
         self._lock()
+        try:
+            self._prepare(marker, fingerprint, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, marker: Path, fingerprint: dict, overwrite: bool) -> None:
         if overwrite:
             for path in (self.poses, self.staging):
                 shutil.rmtree(path, ignore_errors=True)
@@ -162,8 +169,11 @@ class BatchDir:
         else:
             self._write_atomically(marker, lambda f: f.write((json.dumps(fingerprint, indent=1) + "\n").encode()))
         shutil.rmtree(self.staging, ignore_errors=True)
-        self.poses.mkdir(exist_ok=True)
-        self.staging.mkdir()
+        try:
+            self.poses.mkdir(exist_ok=True)
+            self.staging.mkdir()
+        except OSError as exc:
+            raise _cannot_write(self.root, exc) from None
 
     def _lock(self) -> None:
         """Two runs on one folder would each take the other's staging files for debris."""

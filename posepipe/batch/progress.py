@@ -19,7 +19,8 @@ class BatchProgress:
 
             self.bar = Progress(
                 TextColumn("{task.fields[sources]}"), BarColumn(), TextColumn("{task.fields[fps]:>6.1f} frames/s"),
-                TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), TextColumn("{task.fields[failed]}"),
+                TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
+                TextColumn("{task.fields[failed]}"),
                 console=Console(stderr=True))
             self.task = self.bar.add_task("batch", total=max(1, frames), **self._fields())
 
@@ -40,6 +41,8 @@ class BatchProgress:
             self.bar.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         if self.bar:
+            if kind is None:  # the estimate of frames was the containers'; the work is done
+                self.bar.update(self.task, completed=self.bar.tasks[0].total)
             self.bar.stop()
