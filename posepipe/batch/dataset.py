@@ -164,7 +164,7 @@ class BatchDir:
                 shutil.rmtree(path, ignore_errors=True)
             for path in (self.sources_table, marker):
                 path.unlink(missing_ok=True)
-        if marker.exists():
+        if marker.exists() and any(self.poses.glob("part-*.parquet")):  # options bind once something is done
             self._check(marker, fingerprint)
         else:
             self._write_atomically(marker, lambda f: f.write((json.dumps(fingerprint, indent=1) + "\n").encode()))

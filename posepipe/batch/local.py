@@ -37,8 +37,7 @@ def threads_per_worker(workers: int, threads: int = 0) -> int:
 
 def _start(workers: int, options: BatchOptions, threads: int) -> ProcessPoolExecutor:
     # spawn: a fresh interpreter per worker, never a fork of a parent holding threads (progress bar)
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker,
-                               initargs=(options, threads))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -181,9 +181,13 @@ def run_ray(units: list[Unit], dataset: BatchDir, options: BatchOptions, workers
                 commit_videos(timeout=0)
         while running:
             commit_videos(timeout=1.0)
-    except BaseException:
+    except BaseException as exc:
         for ref in running:
             ray.cancel(ref, force=True)
+        if isinstance(exc, ray.exceptions.RayError):  # e.g. the photo actors could not load the models
+            cause = getattr(exc, "cause", None)
+            message = str(cause) if isinstance(cause, PosepipeError) else (str(exc).splitlines() or [""])[0]
+            raise PosepipeError(f"the Ray run failed: {message}") from None
         raise
     finally:
         ray.shutdown()  # a cluster joined by address goes on; Ray started here stops

@@ -39,21 +39,27 @@ class Outcome:
         return sum(s["status"] == "error" for s in self.statuses)
 
 
-def start_worker(options: BatchOptions, threads: int) -> None:
-    """A local worker's start: Ctrl-C is the parent's to handle (it stops the workers itself),
-    and OpenCV's threads are matched to the runtimes'."""
+def start_worker() -> None:
+    """A local worker's start: Ctrl-C is the parent's to handle (it stops the workers itself).
+    The models come with the first unit, so a model that fails to load is that unit's error,
+    which stops the run in one sentence, not a broken pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    landmarker(options, threads)
 
 
 def landmarker(options: BatchOptions, threads: int) -> PoseLandmarker:
+    """This process's models, OpenCV's threads matched to the runtimes'."""
     key = (options, threads)
     if key not in _models:
         import cv2
 
         cv2.setNumThreads(threads)
         _models.clear()
-        _models[key] = PoseLandmarker(options.landmarker_options(threads))
+        try:
+            _models[key] = PoseLandmarker(options.landmarker_options(threads))
+        except PosepipeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a runtime's own words for a corrupt model file
+            raise PosepipeError(f"cannot load the models: {_sentence(exc)}") from None
     return _models[key]
 
 
