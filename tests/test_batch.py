@@ -281,3 +281,18 @@ def test_the_plan_puts_long_videos_first_and_photos_in_chunks(tmp_path):
     again = make_plan(inputs, finished={str(STREET), str(tmp_path / "a.jpg")}, photos_per_chunk=2)
     assert again.finished == 2 and [u.kind for u in again.units] == ["video", "image"]
     assert again.units[1].sources == (Source(photos[1], photos[1], "image"), Source(photos[2], photos[2], "image"))
+
+
+@needs_shared
+def test_a_model_that_cannot_load_stops_the_run_in_one_sentence(tmp_path):
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer")
+    out = tmp_path / "dataset"
+    photo = IMAGES / PHOTOS[0]
+    failed = posepipe("batch", photo, "--out", out, "--workers", 1, "--landmark-model", broken)
+    assert failed.returncode == 2
+    (line,) = posepipe_lines(failed.stderr)
+    assert line.startswith("posepipe: error: cannot load the models")
+    assert not list((out / "poses").iterdir())
+    # Nothing was committed, so the folder is not bound to the broken model's options.
+    assert posepipe("batch", photo, "--out", out, "--workers", 1, *RUNTIME).returncode == 0
