@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import PosepipeError
-from .dataset import BatchDir, PartWriter, pose_schema
+from .dataset import BatchDir, PartWriter, pose_schema, status_schema
 from .options import BatchOptions
 from .plan import Source, Unit, unit_key
 from .work import Outcome, landmarker, lost, pose_photo, run_unit
@@ -71,7 +71,8 @@ class PhotoPoser:
             collected = _Collected()
             status = pose_photo(Source(name, path, "image"), collected, self.model)
             rows.append(status | {"rows": collected.ipc()})
-        return pa.Table.from_pylist(rows)
+        # Typed, so that a batch whose errors or rows are all empty has the columns of any other.
+        return pa.Table.from_pylist(rows, schema=status_schema().append(pa.field("rows", pa.binary())))
 
 
 class _Collected:
