@@ -193,7 +193,8 @@ def main() -> None:
     print("| command | s | pictures/s | vs MediaPipe | runs (s) |")
     print("|---|---:|---:|---:|---|")
     labels = {"mediapipe": "MediaPipe 0.10.21 loop, one process", "batch 2 workers": "posepipe batch --workers 2",
-              "batch 1 worker": "posepipe batch --workers 1", "batch --engine ray": "posepipe batch --engine ray (2 CPUs)"}
+              "batch 1 worker": "posepipe batch --workers 1",
+              "batch --engine ray": "posepipe batch --engine ray --workers 2"}
     for name in commands:
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         print(f"| {labels[name]} | {med[name]:.1f} | {frames / med[name]:.1f} | "
