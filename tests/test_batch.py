@@ -292,7 +292,7 @@ def test_a_model_that_cannot_load_stops_the_run_in_one_sentence(tmp_path):
     failed = posepipe("batch", photo, "--out", out, "--workers", 1, "--landmark-model", broken)
     assert failed.returncode == 2
     (line,) = posepipe_lines(failed.stderr)
-    assert line.startswith("posepipe: error: cannot load the models")
+    assert line.startswith("posepipe: error: ") and "broken.tflite is not a TFLite model" in line
     assert not list((out / "poses").iterdir())
     # Nothing was committed, so the folder is not bound to the broken model's options.
     assert posepipe("batch", photo, "--out", out, "--workers", 1, *RUNTIME).returncode == 0
