@@ -3,8 +3,9 @@ through ``posepipe.PoseLandmarker`` / ``PoseTracker`` and through ``solutions.po
 the Tasks ``PoseLandmarker``, in one process.
 
 Pixels are decoded once beforehand, so the figures are the pipeline and the compatibility
-layer only. Passes alternate, ``--repeats`` rounds, the order rotating; each figure is the
-median of its passes. It also checks that each API's landmarks equal the pipeline's.
+layer only. Passes alternate, ``--repeats`` rounds, the order rotating; each time is the
+median of its passes, each cost the median over rounds of the pass's time over the first
+API's in the same round. It also checks that each API's landmarks equal the pipeline's.
 
     python bench/compat_cost.py [--repeats 7]
 """
@@ -12,6 +13,7 @@ median of its passes. It also checks that each API's landmarks equal the pipelin
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -127,7 +129,6 @@ def report(title: str, passes_and_references: tuple[dict, dict], images: list[np
     passes, references = passes_and_references
     results = interleave({name: timed(run) for name, run in passes.items()}, repeats)
     base_name = next(iter(passes))
-    base = median_seconds(results[base_name])
     print(f"\n{title} ({len(images)} frames, median of {repeats} passes)")
     for name in passes:
         reference = references.get(name, results[base_name][0]["out"])
@@ -139,7 +140,9 @@ def report(title: str, passes_and_references: tuple[dict, dict], images: list[np
                 worst = float("inf")
             elif la is not None:
                 worst = max(worst, float(np.abs(la - lb).max()))
-        print(f"  {name:26s} {seconds * 1000 / len(images):7.2f} ms/frame  {seconds / base - 1:+6.1%}  "
+        # Each round ran every API once, back to back: the ratio within a round cancels slow spells.
+        ratio = statistics.median(r["seconds"] / b["seconds"] for r, b in zip(results[name], results[base_name]))
+        print(f"  {name:26s} {seconds * 1000 / len(images):7.2f} ms/frame  {ratio - 1:+6.1%}  "
               f"largest landmark difference from {base_name}: {worst:.2g} px")
 
 
