@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 STREET = SHARED / "data" / "video" / "street_720p_205f.avi"
+VIDEO = Path("<the video>")  # stands for --video in the scripts' inputs below
 PHOTOS = SHARED / "data" / "images"
 PHOTO = PHOTOS / "coco_000000000785.jpg"
 
@@ -55,21 +56,21 @@ SCRIPTS = [
     Script("posture_side_view", "posture checker (neck and torso inclination, good/bad posture time)",
            "KetanSadheora/Posture-Correction-using-mediapipe", "human_posture_analysis_video.py",
            "e55903ac029735c7656b8eb733a1838c51dc7970",
-           "ee235fb18a2a3ac274cf5936c124a0cb2e3658403d69bee129effbe9846deaf9", inputs={"input.mp4": STREET}),
+           "ee235fb18a2a3ac274cf5936c124a0cb2e3658403d69bee129effbe9846deaf9", inputs={"input.mp4": VIDEO}),
     Script("posture_analytics", "posture checker with running averages, writes output.mp4",
            "IvanGael/Posture-Analysis-Mediapipe", "app.py", "73f6ac3b53f37a60f1860f9e29ff80570e536274",
-           "ac0cc4d11a99a042835a35ddcb7da5678781375bb13ea50bd4fa73af4573b130", inputs={"video.mp4": STREET}),
+           "ac0cc4d11a99a042835a35ddcb7da5678781375bb13ea50bd4fa73af4573b130", inputs={"video.mp4": VIDEO}),
     Script("curl_counter", "rep counter (elbow angle, webcam, custom DrawingSpecs)",
            "REEtDa/https---github.com-REEtDa-REP-COUNTER", "repcounter.py",
            "994ab145047cde0e4e46d35f9257e9efcbf4edff",
-           "e4f4c172025bc2b8d3f1d4829863080890f2586a9b3ee22700c82e36a0a8e3c9", camera=STREET, quit_key=ord("q")),
+           "e4f4c172025bc2b8d3f1d4829863080890f2586a9b3ee22700c82e36a0a8e3c9", camera=VIDEO, quit_key=ord("q")),
     Script("landmarks_to_csv", "landmark-to-CSV extractor (33 × x, y, z, visibility per frame)",
            "SarunWeerakul/SWE4913-video-gait", "src/pose_extract.py", "3e0f050fe2df9cb8c001d60cee9fd97b4b52b837",
            "6250aed966e251ebacc8e05ae9548007687220a7f0963451d40c462e176f03ea",
-           inputs={"street.avi": STREET}, argv=("street.avi", "landmarks.csv")),
+           inputs={"clip.avi": VIDEO}, argv=("clip.avi", "landmarks.csv")),
     Script("print_landmarks", "prints each frame's landmark message (protobuf text format)",
            "baguajoe/Avatar-Forge", "src/api/utils/video_pose.py", "f115457476efa16d43acc1ae3c0ac8525daeff08",
-           "e18cd3b462ad4b24d6be0e897b01ac276a6197b5d328936a3945744f05bb2db7", inputs={"video.mp4": STREET}),
+           "e18cd3b462ad4b24d6be0e897b01ac276a6197b5d328936a3945744f05bb2db7", inputs={"video.mp4": VIDEO}),
     Script("segmentation_mask", "segmentation demo (shows Pose's segmentation_mask of a photo)",
            "twl2020/pythoncode", "day25/课堂代码/day25/08-姿态检测分离mask.py",
            "fd6f6fcdb94ab3e24d25ccccb114c0bef99d2151",
@@ -92,9 +93,10 @@ def as_posepipe(source: str) -> str:
     return changed
 
 
-def run(script: Script, source: str, python: str, folder: Path, timeout: float) -> dict:
+def run(script: Script, source: str, python: str, folder: Path, timeout: float, video: Path) -> dict:
     folder.mkdir(parents=True)
     for name, target in script.inputs.items():
+        target = video if target == VIDEO else target
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         if target is None:
             (folder / name).mkdir()
@@ -106,7 +108,7 @@ def run(script: Script, source: str, python: str, folder: Path, timeout: float) 
     env = dict(os.environ, SCRIPT_HOST_OUT=str(folder / "shown"), SCRIPT_HOST_QUIT_KEY=str(script.quit_key),
                GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2")
     if script.camera:
-        env["SCRIPT_HOST_CAMERA"] = str(script.camera)
+        env["SCRIPT_HOST_CAMERA"] = str(video if script.camera == VIDEO else script.camera)
     proc = subprocess.run([python, str(ROOT / "bench" / "_script_host.py"), "script.py", *script.argv],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
     (folder / "stdout.txt").write_text(proc.stdout)
@@ -204,7 +206,7 @@ def compare(script: Script, mp_dir: Path, pp_dir: Path) -> dict:
             result[f"imshow {window!r}"].update(mask_agreement(fa[0], fb[0]))
     made = {p.relative_to(mp_dir) for p in mp_dir.rglob("*") if p.is_file()}
     made -= {Path("script.py"), Path("stdout.txt")}
-    given = {Path(n) for n, target in script.inputs.items() if target is not None}
+    given = {Path(n) for n, target in script.inputs.items() if target is not None}  # inputs are not outputs
     pictures: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for rel in sorted(p for p in made if p.parts[0] != "shown" and not any(p.is_relative_to(g) for g in given)):
         a, b = mp_dir / rel, pp_dir / rel
@@ -230,6 +232,8 @@ def main() -> None:
                         help="a Python with both mediapipe==0.10.21 and posepipe installed")
     parser.add_argument("--posepipe-python", help="run the posepipe side in this Python instead (another "
                         "version, say: MediaPipe 0.10.21 installs on Python 3.12 and older only)")
+    parser.add_argument("--video", type=Path, default=STREET, help="the video the video scripts read (and the "
+                        "fake camera plays); default: the shared street video")
     parser.add_argument("--only", nargs="*", help="names of the scripts to run (default: all)")
     parser.add_argument("--out", type=Path, help="keep each run's folder here (default: a temporary folder)")
     parser.add_argument("--timeout", type=float, default=900)
@@ -255,7 +259,7 @@ def main() -> None:
         runs = {}
         for runtime, text, python in (("mediapipe", source, args.python),
                                       ("posepipe", as_posepipe(source), args.posepipe_python or args.python)):
-            runs[runtime] = run(script, text, python, work / script.name / runtime, args.timeout)
+            runs[runtime] = run(script, text, python, work / script.name / runtime, args.timeout, args.video)
         report[script.name] = {"kind": script.kind, "repo": script.repo, "path": script.path,
                                "commit": script.commit, "runs": runs,
                                "compared": compare(script, work / script.name / "mediapipe",

@@ -1,4 +1,4 @@
-"""The ``posepipe`` command: ``image``, ``video``, ``webcam``, ``angles``, ``demo``, ``trace``;
+"""The ``posepipe`` command: ``image``, ``video``, ``batch``, ``webcam``, ``angles``, ``demo``, ``trace``;
 ``label``, ``train``, ``distill`` and ``eval`` for training and evaluation; ``models add`` and
 ``models list`` for MediaPipe's model files.
 
@@ -269,6 +269,45 @@ def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps
     with open_source(source, fps) as frames:
         code = _track_video(frames, opts, smooth, zero_lag, outputs, progress=not no_progress and sys.stderr.isatty())
     sys.exit(code)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Dataset folder: poses/part-*.parquet, sources.parquet, batch.json.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes, each with its own models (default: one per core; Ray: as many as fit).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", help="A Ray cluster's address (default: start Ray on this machine).")
+@click.option("--overwrite", is_flag=True, help="Start over: remove the folder's dataset first.")
+@click.option("--smooth/--no-smooth", default=True, show_default=True,
+              help="Videos: MediaPipe's landmark filtering (one-euro).")
+@click.option("--zero-lag", type=float, metavar="HZ",
+              help="Videos: instead of the live filter, a zero-lag Butterworth low-pass at HZ.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@model_options
+def batch(inputs, out_dir, workers, engine, address, overwrite, smooth, zero_lag, no_progress, **opts):
+    """Photos and videos, any number, into one Parquet dataset; resumable (run it again to finish).
+
+    INPUT: files, folders (searched recursively), globs ("clips/**/*.mp4"), or manifests: a .txt
+    with one path a line, or a .csv / .parquet with a 'path' column. Photos go through the still
+    pipeline (as `posepipe image`), videos through tracking (as `posepipe video`).
+    """
+    from .batch import BatchOptions, run_batch
+
+    options = BatchOptions(smooth=smooth, zero_lag=zero_lag, **opts)
+    try:
+        summary = run_batch(inputs, out_dir, options, workers=workers, engine=engine, address=address,
+                            overwrite=overwrite, progress=not no_progress and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        _fail(f"interrupted; {out_dir} keeps every input finished: run the same command again to finish", 130)
+    skipped = f" ({summary.finished_before} done before)" if summary.finished_before else ""
+    click.echo(f"{summary.sources} inputs{skipped}: {summary.done_now} done now, {summary.frames_now} frames in "
+               f"{summary.seconds:.1f} s; wrote {Path(out_dir) / 'poses'} and {Path(out_dir) / 'sources.parquet'}",
+               err=True)
+    if summary.failed:
+        click.echo(f"posepipe: {summary.failed} input(s) could not be processed (see sources.parquet)", err=True)
+        sys.exit(1)
 
 
 class _LiveWindow:

@@ -19,6 +19,10 @@ LAYERS = [
 ]
 # The front doors stand on everything below and never on each other.
 FRONT_DOORS = ("cli", "solutions", "tasks", "batch", "serve")
+# The command line is the shell over the front doors that are commands: `posepipe batch` and
+# `posepipe serve` parse their options and call posepipe.batch / posepipe.serve, which never
+# import the command line (or each other).
+COMMAND_LINE_CALLS = {"cli": ("batch", "serve")}
 
 
 def module_name(path: Path) -> str:
@@ -72,6 +76,8 @@ def test_imports_go_downward_and_front_doors_stay_apart():
         rank, door = layer_of(module)
         for target in targets:
             target_rank, target_door = layer_of(target)
+            if target_door in COMMAND_LINE_CALLS.get(door, ()):
+                continue
             if target_rank > rank or (rank == len(LAYERS) and target_rank == rank and target_door != door):
                 wrong.append(f"posepipe.{module} imports posepipe.{target}")
     assert not wrong, "\n".join(sorted(wrong))

@@ -106,50 +106,65 @@ def parquet_schema(source: str | None = None, width: int | None = None, height: 
     return pa.schema(fields, metadata=metadata or None)
 
 
+def long_rows(frame: int, timestamp_ms: float, poses: Poses) -> dict[str, np.ndarray] | None:
+    """One frame's rows of the long format as columns (``landmark`` left to ``long_table``);
+    None when the frame has no person."""
+    n = len(poses)
+    if not n:
+        return None
+    rows = n * NUM_LANDMARKS
+    lms, world = poses.landmarks.reshape(rows, 3), poses.world_landmarks.reshape(rows, 3)
+    return {
+        "frame": np.full(rows, frame, np.int32), "timestamp_ms": np.full(rows, timestamp_ms, np.float64),
+        "track_id": np.repeat(_track_ids(poses), NUM_LANDMARKS).astype(np.int32),
+        "landmark_index": np.tile(np.arange(NUM_LANDMARKS, dtype=np.int8), n),
+        "x": lms[:, 0], "y": lms[:, 1], "z": lms[:, 2],
+        "visibility": poses.visibility.ravel(), "presence": poses.presence.ravel(),
+        "world_x": world[:, 0], "world_y": world[:, 1], "world_z": world[:, 2],
+    }
+
+
+def long_table(parts: list[dict[str, np.ndarray]], schema):
+    """An Arrow table of ``schema`` from ``long_rows`` parts (each may add columns of the schema's
+    own, such as a ``source``)."""
+    pa, _ = _pyarrow()
+    columns = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    names = pa.array(LANDMARK_NAMES, pa.string())
+    columns["landmark"] = pa.DictionaryArray.from_arrays(pa.array(columns["landmark_index"]), names)
+    arrays = [columns[f.name] if f.name == "landmark" else pa.array(columns[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 class ParquetWriter:
     """Long Parquet (see ``parquet_schema``), one row group per ~64 frames. ``close`` always
     leaves a readable file, with the schema alone when no person was found."""
 
     def __init__(self, path: str | Path, *, source: str | None = None, width: int | None = None,
                  height: int | None = None):
-        pa, pq = _pyarrow()
+        _, pq = _pyarrow()
         self.path = Path(path)
         self.schema = parquet_schema(source, width, height)
         self.stream = open_for_writing(self.path, "wb")
         self.writer = pq.ParquetWriter(self.stream, self.schema)
-        self.names = pa.array(LANDMARK_NAMES, pa.string())
         self.buffer: list[dict[str, np.ndarray]] = []
         self.frames_buffered = 0
 
     def write(self, frame: int, timestamp_ms: float, poses: Poses) -> None:
-        n = len(poses)
-        if n:
-            rows = n * NUM_LANDMARKS
-            lms, world = poses.landmarks.reshape(rows, 3), poses.world_landmarks.reshape(rows, 3)
-            self.buffer.append({
-                "frame": np.full(rows, frame, np.int32), "timestamp_ms": np.full(rows, timestamp_ms, np.float64),
-                "track_id": np.repeat(_track_ids(poses), NUM_LANDMARKS).astype(np.int32),
-                "landmark_index": np.tile(np.arange(NUM_LANDMARKS, dtype=np.int8), n),
-                "x": lms[:, 0], "y": lms[:, 1], "z": lms[:, 2],
-                "visibility": poses.visibility.ravel(), "presence": poses.presence.ravel(),
-                "world_x": world[:, 0], "world_y": world[:, 1], "world_z": world[:, 2],
-            })
+        rows = long_rows(frame, timestamp_ms, poses)
+        if rows is not None:
+            self.buffer.append(rows)
         self.frames_buffered += 1
         if self.frames_buffered >= ROWS_PER_GROUP_FRAMES:
             self._flush()
 
     def _flush(self) -> None:
-        pa, _ = _pyarrow()
         self.frames_buffered = 0
         if not self.buffer:
             return
-        columns = {key: np.concatenate([b[key] for b in self.buffer]) for key in self.buffer[0]}
+        table = long_table(self.buffer, self.schema)
         self.buffer = []
-        columns["landmark"] = pa.DictionaryArray.from_arrays(pa.array(columns["landmark_index"]), self.names)
-        arrays = [pa.array(columns[f.name], f.type) if f.name != "landmark" else columns["landmark"]
-                  for f in self.schema]
         try:
-            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+            self.writer.write_table(table)
         except OSError as exc:
             raise PosepipeError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 

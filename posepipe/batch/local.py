@@ -1,0 +1,102 @@
+"""The local engine: worker processes on this machine, each holding one set of models.
+
+The parent plans, hands out units a few at a time (so memory does not grow with the number
+of inputs) and alone commits what comes back. Workers ignore Ctrl-C: the parent stops them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .dataset import BatchDir
+from .options import BatchOptions
+from .plan import Unit
+from .work import Outcome, lost, run_unit, start_worker
+
+UNITS_IN_FLIGHT_PER_WORKER = 2  # one running, one queued so no worker waits for the parent
+MAX_ATTEMPTS = 3  # a unit that was in flight when a worker died this often is recorded as failed
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, threads: int = 0) -> int:
+    """The runtimes' threads in each worker, so that workers × threads ≈ cores."""
+    return threads or max(1, cores() // workers)
+
+
+def _start(workers: int, options: BatchOptions, threads: int) -> ProcessPoolExecutor:
+    # spawn: a fresh interpreter per worker, never a fork of a parent holding threads (progress bar)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what waits and end the workers now, mid-unit: their staged files are debris the
+    next run clears. Python before 3.14 has no public way to end an executor's running tasks."""
+    if hasattr(pool, "terminate_workers"):
+        pool.terminate_workers()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, workers: int,
+              on_done: Callable[[Outcome], None]) -> None:
+    threads = threads_per_worker(workers, options.threads)
+    todo = iter(units)
+    retry: deque[Unit] = deque()
+    attempts: dict[str, int] = {}
+    pending: dict[Future, Unit] = {}
+    pool = _start(workers, options, threads)
+    try:
+        while True:
+            while len(pending) < UNITS_IN_FLIGHT_PER_WORKER * workers:
+                unit = retry.popleft() if retry else next(todo, None)
+                if unit is None:
+                    break
+                staged = str(dataset.staging_file(unit.key))
+                pending[pool.submit(run_unit, unit, staged, options, threads)] = unit
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in done:
+                unit = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    retry.append(unit)
+                    continue
+                dataset.commit(outcome.key, Path(outcome.staged))
+                on_done(outcome)
+            if broken:  # a worker died (killed, out of memory): every unit in flight goes again
+                retry.extend(pending.values())
+                pending.clear()
+                _stop(pool)
+                for unit in list(retry):
+                    attempts[unit.key] = attempts.get(unit.key, 0) + 1
+                    if attempts[unit.key] >= MAX_ATTEMPTS:
+                        retry.remove(unit)
+                        outcome = lost(unit, dataset)
+                        dataset.commit(outcome.key, Path(outcome.staged))
+                        on_done(outcome)
+                pool = _start(workers, options, threads)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
