@@ -68,7 +68,10 @@ class Cancelled(Exception):
 class JobQueue:
     def __init__(self, data_dir: Path, queue_size: int, max_pixels: int):
         self.root = Path(data_dir) / "jobs"
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PosepipeError(f"cannot create the job folder {self.root}: {exc.strerror or exc}") from None
         self.max_pixels = max_pixels
         self.waiting: queue.Queue[Job] = queue.Queue(queue_size)
         self.jobs: dict[str, Job] = {}
