@@ -43,9 +43,9 @@ class _Tracking:
         self.last_ms = float("-inf")
 
     def process(self, data: bytes, timestamp_ms: float, max_pixels: int) -> dict:
+        image = decode_upload(data, max_pixels)
         if timestamp_ms <= self.last_ms:
             raise ApiError(422, f"timestamps must increase (got {timestamp_ms:g} after {self.last_ms:g})")
-        image = decode_upload(data, max_pixels)
         started = time.perf_counter()
         with self.pool.landmarker() as landmarker:
             self._use(landmarker)
