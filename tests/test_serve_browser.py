@@ -22,6 +22,7 @@ from tests.serve_process import ServeProcess  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CLIP = SHARED / "data" / "video" / "demo_540p_5f.mp4"
+PHOTO = SHARED / "data" / "images" / "COCO_val2014_000000000241.jpg"  # 480×640, one person standing, whole
 SCREENSHOTS = os.environ.get("POSEPIPE_SCREENSHOTS")
 # Replies with landmarks the live view must get (the fake camera loops the 5-frame clip).
 LIVE_FRAMES = 15
@@ -86,7 +87,7 @@ def page(browser, server):
 def screenshot(page, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"serve-{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"serve-{name}.png"))
 
 
 def canvas_pixels(page, selector: str) -> np.ndarray:
@@ -109,12 +110,12 @@ def test_page_loads_without_console_errors(page):
     assert page.errors == []
 
 
-def test_photo_shows_the_overlay_the_stages_and_33_rows(page, grace_path):
-    page.set_input_files("#photo-file", str(grace_path))
+def test_photo_shows_the_overlay_the_stages_and_33_rows(page):
+    page.set_input_files("#photo-file", str(PHOTO))
     page.wait_for_selector("#photo-result:not([hidden])", timeout=60_000)
     assert page.locator("#photo-landmarks tr").count() == 1 + 33
     assert page.locator("#photo-landmarks tr").nth(1).locator("td").first.inner_text() == "nose"
-    assert page.evaluate("document.getElementById('photo-overlay').naturalWidth") == 512
+    assert page.evaluate("document.getElementById('photo-overlay').naturalWidth") == 480
     assert page.locator("#photo-stages figure").count() == 5
     assert page.locator("#photo-stage-table tr").count() > 10
     assert "1 person" in page.inner_text("#photo-status")

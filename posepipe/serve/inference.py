@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions
+from .errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,14 @@ class ModelPool:
             self._free.put(_Slot(threads))
 
     @contextmanager
-    def landmarker(self, thresholds: Thresholds = Thresholds(), masks: bool = False) -> Iterator[PoseLandmarker]:
-        """A landmarker for this thread alone until the block ends (waits for a free one)."""
-        slot = self._free.get()
+    def landmarker(self, thresholds: Thresholds = Thresholds(), masks: bool = False,
+                   timeout_s: float | None = None) -> Iterator[PoseLandmarker]:
+        """A landmarker for this thread alone until the block ends; waits for a free one, at
+        most ``timeout_s`` (then :class:`ApiError` 504)."""
+        try:
+            slot = self._free.get(timeout=None if timeout_s is None else max(timeout_s, 0.001))
+        except queue.Empty:
+            raise ApiError(504, "the request ran out of time waiting for a free model") from None
         try:
             yield slot.get(masks, thresholds)
         finally:

@@ -175,33 +175,39 @@ class JobQueue:
     def _work(self) -> None:
         while True:
             job = self.waiting.get()
-            with self.lock:
-                if job.id not in self.jobs:  # deleted while it waited
-                    continue
-                job.status = "running"
-                self._save(job)
             try:
-                self._track(job)
-                job.status = "done"
-            except Cancelled:
-                self.discard(job)
-                with self.lock:
-                    self.cancelled.discard(job.id)
-                continue
-            except PosepipeError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # noqa: BLE001 - the job fails, the server goes on
-                log.exception("job %s failed", job.id)
-                job.status, job.error = "failed", f"the server failed on this video ({type(exc).__name__})"
-            self.input_path(job).unlink(missing_ok=True)
-            job.finished = time.time()
-            job.files = [name for name in OUTPUTS if (self.root / job.id / name).is_file()]
+                self._run(job)
+            except Exception:  # noqa: BLE001 - say, a full disk for status.json: the next job may still run
+                log.exception("job %s could not be recorded", job.id)
+
+    def _run(self, job: Job) -> None:
+        with self.lock:
+            if job.id not in self.jobs:  # deleted while it waited
+                return
+            job.status = "running"
+            self._save(job)
+        try:
+            self._track(job)
+            job.status = "done"
+        except Cancelled:
+            self.discard(job)
             with self.lock:
-                if job.id in self.cancelled:  # deleted after its last frame
-                    self.cancelled.discard(job.id)
-                    self.discard(job)
-                else:
-                    self._save(job)
+                self.cancelled.discard(job.id)
+            return
+        except PosepipeError as exc:
+            job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - the job fails, the server goes on
+            log.exception("job %s failed", job.id)
+            job.status, job.error = "failed", f"the server failed on this video ({type(exc).__name__})"
+        self.input_path(job).unlink(missing_ok=True)
+        job.finished = time.time()
+        job.files = [name for name in OUTPUTS if (self.root / job.id / name).is_file()]
+        with self.lock:
+            if job.id in self.cancelled:  # deleted after its last frame
+                self.cancelled.discard(job.id)
+                self.discard(job)
+            else:
+                self._save(job)
 
     def _track(self, job: Job) -> None:
         folder = self.root / job.id

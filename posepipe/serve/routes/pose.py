@@ -36,11 +36,12 @@ def wants_png(accept: str | None) -> bool:
     return first == "image/png"
 
 
-def _trace(pool: ModelPool, data: bytes, image: np.ndarray, source: str, thresholds: Thresholds) -> dict:
+def _trace(pool: ModelPool, data: bytes, image: np.ndarray, source: str, thresholds: Thresholds,
+           deadline: Deadline) -> dict:
     """The record plus every stage's tensors and times and the five pictures."""
     kind, _ = declared_size(data)
     with tempfile.TemporaryDirectory(prefix="posepipe-trace-") as folder, \
-            pool.landmarker(thresholds, masks=True) as landmarker:
+            pool.landmarker(thresholds, masks=True, timeout_s=deadline.left()) as landmarker:
         upload = Path(folder) / f"upload.{kind.lower()}"
         upload.write_bytes(data)
         rows = run_trace(upload, Path(folder) / "pictures", landmarker)
@@ -52,11 +53,12 @@ def _trace(pool: ModelPool, data: bytes, image: np.ndarray, source: str, thresho
 
 
 def _photo(pool: ModelPool, data: bytes, max_pixels: int, source: str, thresholds: Thresholds, masks: bool,
-           png: bool, trace: bool) -> dict | bytes:
+           png: bool, trace: bool, deadline: Deadline) -> dict | bytes:
+    """On an inference thread. A request whose answer (504) has gone does not wait for a model."""
     image = decode_upload(data, max_pixels)
     if trace:
-        return _trace(pool, data, image, source, thresholds)
-    with pool.landmarker(thresholds, masks) as landmarker:
+        return _trace(pool, data, image, source, thresholds, deadline)
+    with pool.landmarker(thresholds, masks, timeout_s=deadline.left()) as landmarker:
         poses = landmarker.detect(image)
     if png:
         return png_bytes(PoseAnnotator().annotate(image, poses))
@@ -90,7 +92,8 @@ async def pose(request: Request, ticket: Ticket = Depends(admitted),
     png = not trace and (format == "png" or (format is None and wants_png(request.headers.get("accept"))))
     thresholds = Thresholds(num_poses, min_detection_confidence, min_presence_confidence)
     result = await run_inference(request, ticket, deadline, _photo, request.app.state.inference.pool,
-                                 body.getvalue(), settings.max_pixels, source, thresholds, masks, png, trace)
+                                 body.getvalue(), settings.max_pixels, source, thresholds, masks, png, trace,
+                                 deadline)
     if png:
         return Response(result, media_type="image/png")
     return result
