@@ -31,6 +31,7 @@ CLIP = SHARED / "data" / "video" / "demo_540p_5f.mp4"
 PHOTOS = [SHARED / "data" / "images" / name for name in
           ("COCO_val2014_000000000241.jpg", "mpii_004645041.jpg", "COCO_val2014_000000000192.jpg")]  # 192: nobody found
 TOKEN = "s3cret-token"
+APP_ORIGIN = "http://app.example"
 STATIC = Path(__file__).resolve().parents[1] / "posepipe" / "serve" / "static"
 
 
@@ -44,9 +45,11 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory):
-    """A token, 1 MB images, one request at a time, 3 s per request, 200 kB stream messages."""
+    """A token, 1 MB images, one request at a time, 3 s per request, 200 kB stream messages, one
+    origin allowed to call it from its pages."""
     serve = ServeProcess(tmp_path_factory.mktemp("strict") / "data", "--max-image-mb", "1", "--max-concurrent", "1",
-                         "--request-timeout", "3", "--max-ws-message-mb", "0.2", token=TOKEN)
+                         "--request-timeout", "3", "--max-ws-message-mb", "0.2", "--cors-origin", APP_ORIGIN,
+                         token=TOKEN)
     yield serve
     serve.stop()
 
@@ -192,6 +195,17 @@ def test_the_page_draws_mediapipes_connections():
     listed = script.split("const POSE_CONNECTIONS = [", 1)[1].split("];", 1)[0]
     pairs = tuple((int(a), int(b)) for a, b in re.findall(r"\[(\d+), (\d+)\]", listed))
     assert pairs == POSE_CONNECTIONS
+
+
+def test_no_cors_unless_configured(server, strict):
+    preflight = {"Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"}
+    assert "access-control-allow-origin" not in httpx.options(server.url + "/v1/pose", headers=preflight).headers
+    assert "access-control-allow-origin" not in httpx.get(server.url + "/healthz", headers={"Origin": APP_ORIGIN}).headers
+    allowed = httpx.options(strict.url + "/v1/pose", headers=preflight)
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == APP_ORIGIN
+    other = httpx.options(strict.url + "/v1/pose", headers=preflight | {"Origin": "http://elsewhere.example"})
+    assert "access-control-allow-origin" not in other.headers
 
 
 # ---------------------------------------------------------------- video jobs
@@ -364,8 +378,11 @@ def test_busy_server_answers_503_and_slow_uploads_time_out(strict, grace_path):
     stalled = socket.create_connection(("127.0.0.1", strict.port))
     stalled.sendall(f"POST /v1/pose HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
                     "Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n".encode() + b"\xff\xd8" * 10)
-    time.sleep(0.5)
-    busy = httpx.post(strict.url + "/v1/pose", content=grace_path.read_bytes(), headers=strict.headers, timeout=30)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:  # until the stalled request holds the place (well within its 3 s)
+        busy = httpx.post(strict.url + "/v1/pose", content=grace_path.read_bytes(), headers=strict.headers, timeout=30)
+        if busy.status_code == 503:
+            break
     assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
     stalled.settimeout(10)
     answer = stalled.recv(65536).decode()
