@@ -7,7 +7,8 @@ Layers, each importing only those below it:
   and ``image`` (MediaPipe's ``mp.Image`` container);
 * ``video/``: sources, tracking, smoothing, the run loop, exports;
 * ``analysis/`` (angles, labels, evaluation), then ``training/``;
-* the front doors: the ``posepipe`` command (``cli``), large collections (``batch``) and MediaPipe's legacy API
+* the front doors: the ``posepipe`` command (``cli``), large collections (``batch``), the HTTP service
+  (``serve``) and MediaPipe's legacy API
   (``solutions``, on the message types of ``framework``): ``import posepipe as mp`` then
   ``mp.solutions.pose.Pose``, and MediaPipe's Tasks API (``tasks``):
   ``mp.tasks.vision.PoseLandmarker`` on ``mp.Image``.

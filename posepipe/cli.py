@@ -1,4 +1,4 @@
-"""The ``posepipe`` command: ``image``, ``video``, ``batch``, ``webcam``, ``angles``, ``demo``, ``trace``;
+"""The ``posepipe`` command: ``image``, ``video``, ``batch``, ``serve``, ``webcam``, ``angles``, ``demo``, ``trace``;
 ``label``, ``train``, ``distill`` and ``eval`` for training and evaluation; ``models add`` and
 ``models list`` for MediaPipe's model files.
 
@@ -308,6 +308,51 @@ def batch(inputs, out_dir, workers, engine, address, overwrite, smooth, zero_lag
     if summary.failed:
         click.echo(f"posepipe: {summary.failed} input(s) could not be processed (see sources.parquet)", err=True)
         sys.exit(1)
+
+
+# The serve extra's packages: missing, `posepipe serve` says which extra to install.
+_SERVE_PACKAGES = {"fastapi", "starlette", "uvicorn", "python_multipart", "pydantic"}
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the loopback default: this machine only; 0.0.0.0: every network).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--data-dir", default="posepipe-data", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for video jobs (their uploads and outputs).")
+@click.option("--token", envvar="POSEPIPE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on every API call "
+              "(default: the POSEPIPE_TOKEN environment variable).")
+@click.option("--max-image-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--max-video-mb", default=2000.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--max-megapixels", default=50.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest photo or video frame, width × height (against decompression bombs).")
+@click.option("--max-concurrent", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Photo requests in flight at once; one more gets 503 with Retry-After.")
+@click.option("--request-timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a photo request may take, upload included.")
+@click.option("--max-ws-message-mb", default=4.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest live-stream frame.")
+@click.option("--job-queue-size", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Video jobs waiting at once; one more gets 503.")
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help="An origin whose pages may call the API (repeatable; default none).")
+def serve(host, port, data_dir, token, max_image_mb, max_video_mb, max_megapixels, max_concurrent, request_timeout,
+          max_ws_message_mb, job_queue_size, cors_origins):
+    """An HTTP service: photos (POST /v1/pose), video jobs (/v1/jobs), a live WebSocket stream
+    (/v1/stream), a page at / that shows what the model sees, the API reference at /docs."""
+    try:
+        from .serve import Settings, run as serve_forever
+    except ImportError as exc:
+        if exc.name and exc.name.split(".")[0] in _SERVE_PACKAGES:
+            raise PosepipeError("posepipe serve needs the serve extra: pip install 'posepipe[serve]'") from None
+        raise
+    mb = 1_000_000
+    settings = Settings(host=host, port=port, data_dir=Path(data_dir), token=token or None,
+                        max_image_bytes=round(max_image_mb * mb), max_video_bytes=round(max_video_mb * mb),
+                        max_pixels=round(max_megapixels * mb), max_concurrent=max_concurrent,
+                        request_timeout_s=request_timeout, max_ws_message_bytes=round(max_ws_message_mb * mb),
+                        job_queue_size=job_queue_size, cors_origins=tuple(cors_origins))
+    serve_forever(settings)
 
 
 class _LiveWindow:

@@ -29,15 +29,20 @@ def read_image(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
-    if data.size == 0:
+    return decode_image(data.tobytes())
+
+
+def decode_image(raw: bytes) -> np.ndarray:
+    """An RGB uint8 image from the bytes of an image file (EXIF orientation applied), or
+    :class:`ImageError`."""
+    if not raw:
         raise ImageError("the file is empty")
-    raw = data.tobytes()
     # OpenCV decodes a cut-off JPEG silently (grey below the cut). Its end-of-image marker
     # must close the file; an earlier one may belong to an EXIF thumbnail, and some
     # cameras append a trailer, hence the tolerance.
     if raw[:2] == b"\xff\xd8" and raw.rfind(b"\xff\xd9") < max(2, len(raw) - 65536):
         raise ImageError("the JPEG file is truncated (no end-of-image marker)")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise ImageError("not a readable image (unknown format or corrupt data)")
     return as_rgb_uint8(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))

@@ -1,0 +1,1 @@
+"""The routers: photos, video jobs, the live stream, the page."""
