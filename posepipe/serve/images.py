@@ -102,6 +102,10 @@ def decode_upload(data: bytes, max_pixels: int) -> np.ndarray:
     if width * height > max_pixels:
         raise ApiError(413, f"the image is {width}×{height} pixels ({width * height / 1e6:.0f} MP), more than "
                             f"this server's limit of {max_pixels / 1e6:.0f} MP")
+    if kind == "PNG" and len(data) > 24 and data[24] == 16:
+        # The contract: the service takes 8-bit pictures, as cameras and browsers send them
+        # (the command line converts 16-bit files, which come from scientific cameras).
+        raise ApiError(415, "the PNG has 16 bits per channel; send an 8-bit picture")
     if min(width, height) < MIN_SIDE:
         raise ApiError(422, f"the image is {width}×{height} pixels, too small to hold a person "
                             f"(at least {MIN_SIDE}×{MIN_SIDE})")
