@@ -239,9 +239,19 @@ def people_in_boxes(detector: PoseDetector, model: LandmarkModel, image: np.ndar
         candidates = [Person(o, r, index) for o, r in zip(run_crops(model, image, rois, recipe.flip, with_mask), rois)]
         candidates = refine(model, image, [c for c in candidates if c.output.score > min_presence], recipe,
                             min_presence, with_mask)
+        # The detector looks beyond the box (the margin): a pose centred outside it is someone else's.
+        candidates = [c for c in candidates if centred_in(c.output.landmarks, box)]
         if candidates:
             people.append(max(candidates, key=lambda c: box_fit(c.output.landmarks, box)))
     return people
+
+
+def centred_in(landmarks: np.ndarray, box: np.ndarray) -> bool:
+    """Whether the centre of a pose's landmarks' box lies inside a box [x, y, w, h]."""
+    xy = landmarks[:, :2]
+    cx, cy = (xy.min(0) + xy.max(0)) / 2
+    x, y, w, h = (float(v) for v in box)
+    return bool(x <= cx <= x + w and y <= cy <= y + h)
 
 
 def box_fit(landmarks: np.ndarray, box: np.ndarray) -> float:
