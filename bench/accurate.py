@@ -95,11 +95,40 @@ def timings(landmarkers: dict, images: list, repeats: int) -> dict:
     return {n: statistics.median(s) for n, s in seconds.items()}
 
 
+def video_fps(frames: int, repeats: int) -> dict:
+    """Frames per second of ``posepipe video``'s tracker, default and accurate, on the street video
+    (decoded once beforehand), runs interleaved; the median run each."""
+    from posepipe import PoseTracker
+    from posepipe.video.sources import open_source
+
+    with open_source(str(SHARED / "video" / "street_720p_205f.avi"), 50.0) as source:
+        images = [frame.image for frame, _ in zip(source, range(frames))]
+    seconds = {"default": [], "accurate": []}
+    for _ in range(repeats):
+        for name in seconds:
+            with PoseTracker(num_poses=2, accurate=name == "accurate") as tracker:
+                t = time.perf_counter()
+                for i, im in enumerate(images):
+                    tracker.process(im, i * 20.0)
+                seconds[name].append(time.perf_counter() - t)
+    return {n: len(images) / statistics.median(s) for n, s in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per configuration")
     parser.add_argument("--only", nargs="*", help="configurations whose names start with these")
+    parser.add_argument("--video", type=int, metavar="FRAMES",
+                        help="instead, time posepipe video's tracker (2 people) on this many street frames")
     args = parser.parse_args()
+    if args.video:
+        from posepipe.models.cpu import describe
+
+        fps = video_fps(args.video, args.repeats)
+        print(describe())
+        print(f"street_720p, {args.video} frames, 2 people, median of {args.repeats}: default {fps['default']:.1f} fps, "
+              f"accurate {fps['accurate']:.1f} fps ({fps['default'] / fps['accurate']:.2f}x the time)")
+        return
     if not SHARED.is_dir():
         sys.exit(f"{SHARED} is absent: the labels and photos are in ../shared")
     people = {key: load_labels(SHARED / "labels" / name) for key, name in LABELS.items()}
