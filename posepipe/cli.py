@@ -27,6 +27,9 @@ _model_options = [
     click.option("--detector-model", type=click.Path(), help="A BlazePose detector .tflite."),
     click.option("--landmark-model", type=click.Path(),
                  help="A BlazePose landmark .tflite (lite/full/heavy), or a trained landmark .onnx."),
+    click.option("--accurate", is_flag=True,
+                 help="More landmark passes per person (refined crops, a fallback where the detector finds "
+                      "nobody): fewer misses, about 2-3x the time (docs/accuracy.md)."),
 ]
 
 
@@ -43,7 +46,7 @@ def _landmarker(opts: dict, masks: bool = False):
         num_poses=opts["num_poses"], min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], backend=opts["backend"],
         threads=opts["threads"], detector_model=opts["detector_model"], landmark_model=opts["landmark_model"],
-        output_segmentation_masks=masks))
+        output_segmentation_masks=masks, accurate=opts["accurate"]))
 
 
 def _fail(message: str, code: int = 2):
@@ -57,12 +60,15 @@ def main() -> None:
     """33-landmark human pose estimation, MediaPipe Pose in Python."""
 
 
-def process_images(paths: list[str], output: str | None, overlay: str | None, opts: dict) -> int:
-    """Write one record per input image; returns how many inputs failed."""
+def process_images(paths: list[str], output: str | None, overlay: str | None, opts: dict,
+                   boxes_path: str | None = None) -> int:
+    """Write one record per input image; returns how many inputs failed. With ``boxes_path``,
+    each image's poses come from its boxes in that file (matched by file name)."""
     from .drawing import PoseAnnotator
-    from .io import (JsonLinesWriter, error_record, expand_inputs, image_record, read_image, why_not_writable,
-                     write_image)
+    from .io import (JsonLinesWriter, error_record, expand_inputs, image_record, read_boxes, read_image,
+                     why_not_writable, write_image)
 
+    boxes = read_boxes(boxes_path) if boxes_path else None
     overlay_dir = Path(overlay) if overlay else None
     reason = why_not_writable(Path(output)) if output and output != "-" else None
     if reason:  # found before the overlay folder is made
@@ -78,8 +84,10 @@ def process_images(paths: list[str], output: str | None, overlay: str | None, op
         for path in expand_inputs(paths):
             source = str(path)
             try:
+                if boxes is not None and path.name not in boxes:
+                    raise PosepipeError(f"{boxes_path} has no boxes for {path.name}")
                 image = read_image(path)
-                poses = landmarker.detect(image)
+                poses = landmarker.detect(image, boxes=None if boxes is None else boxes[path.name])
             except PosepipeError as exc:
                 writer.write(error_record(source, str(exc)))
                 click.echo(f"posepipe: {source}: {exc}", err=True)
@@ -95,10 +103,14 @@ def process_images(paths: list[str], output: str | None, overlay: str | None, op
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--output", help="JSON-lines file to write (default: standard output).")
 @click.option("--overlay", type=click.Path(file_okay=False), help="Folder for the drawn pictures.")
+@click.option("--boxes", "boxes_path", type=click.Path(dir_okay=False),
+              help='People\'s boxes instead of the detector: JSON lines {"source": "<file name or path>", '
+                   '"boxes": [[x, y, w, h], ...]} in pixels, matched to the inputs by file name; one pose per '
+                   'box where one is present, with its "box_index".')
 @model_options
-def image(paths, output, overlay, **opts):
+def image(paths, output, overlay, boxes_path, **opts):
     """Find poses in image files or folders of images; one JSON line per image."""
-    failures = process_images(list(paths), output, overlay, opts)
+    failures = process_images(list(paths), output, overlay, opts, boxes_path)
     if failures:
         click.echo(f"posepipe: {failures} input(s) could not be processed", err=True)
         sys.exit(1)
@@ -515,13 +527,16 @@ def eval_model_options(f):
                    "model), a .tflite or a trained .onnx path; '@BACKEND' after it picks the runtime of the whole "
                    "pipeline (default@litert, run/model.onnx@onnxruntime); otherwise --backend.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the results as JSON.")
+@click.option("--from-boxes", is_flag=True,
+              help="Give each person's labelled box to the pipeline (whole image, no detector) instead of the crop.")
 @eval_model_options
-def evaluate_command(labels_path, images, models, json_path, **opts):
+def evaluate_command(labels_path, images, models, json_path, from_boxes, **opts):
     """Score landmark models on labelled people: PCK@0.05, PCK@0.1 and mean error (÷ person size)
     per landmark, misses, and OKS AP for COCO-format labels.
 
     Each person is cropped to their box grown by 25% a side and the whole pipeline runs on the
-    crop (one pose); a person with no pose found fails all their joints. --landmark-model M
+    crop (one pose); a person with no pose found fails all their joints. --from-boxes gives the
+    labelled box instead, on the whole image. --landmark-model M
     counts as one more --model M; with neither, 'default' is scored.
 
     \b
@@ -542,8 +557,8 @@ def evaluate_command(labels_path, images, models, json_path, **opts):
     options = PoseLandmarkerOptions(
         min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], threads=opts["threads"],
-        detector_model=opts["detector_model"])
-    results = compare(people, specs, options)
+        detector_model=opts["detector_model"], accurate=opts["accurate"])
+    results = compare(people, specs, options, from_boxes=from_boxes)
     _print_evaluation(labels_path, results)
     if json_path:
         import json

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageError, PosepipeError
-from .pipeline import as_rgb_uint8
+from .pipeline import as_boxes, as_rgb_uint8
 from .results import Poses
 
 # OpenCV refuses images above 2**30 pixels by default; say so in our words first.
@@ -137,3 +137,28 @@ def json_lines(path: Path) -> Iterator[tuple[int, object]]:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise PosepipeError(f"{path}: line {number} is not JSON ({exc.msg})") from None
+
+
+def read_boxes(path: str | Path) -> dict[str, np.ndarray]:
+    """People's boxes per image from a JSON-lines file of ``{"source": "<file name or path>",
+    "boxes": [[x, y, w, h], ...]}`` (pixels), keyed by the source's file name; one sentence for
+    a file that is missing, not JSON lines, or has a record or box that is not so."""
+    path = Path(path)
+    if not path.is_file():
+        raise PosepipeError(f"{path}: boxes file not found")
+    boxes: dict[str, np.ndarray] = {}
+    try:
+        for number, record in json_lines(path):
+            where = f"{path}: line {number}"
+            if not isinstance(record, dict) or not isinstance(record.get("source"), str) or "boxes" not in record:
+                raise PosepipeError(f'{where} is not {{"source": "<file name>", "boxes": [[x, y, w, h], ...]}}')
+            name = Path(record["source"]).name
+            if name in boxes:
+                raise PosepipeError(f"{where} names {name} a second time")
+            try:
+                boxes[name] = as_boxes(record["boxes"])
+            except PosepipeError as exc:
+                raise PosepipeError(f"{where}: {exc}") from None
+    except UnicodeDecodeError:
+        raise PosepipeError(f"{path} is not a text file") from None
+    return boxes

@@ -123,19 +123,27 @@ class LandmarkModel:
         heatmaps (B, 39, 64, 64), world landmarks (B, 117)."""
         return self.model.run(batch)
 
+    def decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Crop-space results of a batch: landmarks (B, 39, 5) normalised by the crop, refined
+        on the heatmaps, with visibility and presence; world landmarks (B, 39, 3) in the crop's frame."""
+        raw, _, _, heatmaps, world = outputs
+        return refine_with_heatmap(decode_landmarks(raw), heatmaps), world.reshape(len(raw), NUM_MODEL_LANDMARKS, 3)
+
+    @staticmethod
+    def to_image(decoded: np.ndarray, world: np.ndarray, score: float, mask_logits: np.ndarray | None,
+                 roi: RegionOfInterest, image_size: tuple[int, int]) -> LandmarkOutput:
+        """One person's crop-space result (from :meth:`decode`) in image coordinates."""
+        points = project_to_image(decoded, roi)
+        mask = None
+        if mask_logits is not None:
+            mask = warp_to_image(sigmoid(mask_logits).astype(np.float32), roi, *image_size)
+        return LandmarkOutput(landmarks=points[:33], visibility=decoded[:33, 3], presence=decoded[:33, 4],
+                              auxiliary=points[33:35], world=project_world(world[:33], roi), score=float(score),
+                              mask=mask)
+
     def postprocess(self, outputs: list[np.ndarray], rois: list[RegionOfInterest], image_size: tuple[int, int],
                     with_mask: bool) -> list[LandmarkOutput]:
-        raw, flags, masks, heatmaps, world = outputs
-        decoded = refine_with_heatmap(decode_landmarks(raw), heatmaps)
-        world = world.reshape(len(rois), NUM_MODEL_LANDMARKS, 3)
-        results = []
-        for i, roi in enumerate(rois):
-            points = project_to_image(decoded[i], roi)
-            mask = None
-            if with_mask:
-                mask = warp_to_image(sigmoid(masks[i, 0]).astype(np.float32), roi, *image_size)
-            results.append(LandmarkOutput(
-                landmarks=points[:33], visibility=decoded[i, :33, 3], presence=decoded[i, :33, 4],
-                auxiliary=points[33:35], world=project_world(world[i, :33], roi), score=float(flags[i, 0]),
-                mask=mask))
-        return results
+        decoded, world = self.decode(outputs)
+        flags, masks = outputs[1], outputs[2]
+        return [self.to_image(decoded[i], world[i], flags[i, 0], masks[i, 0] if with_mask else None, roi, image_size)
+                for i, roi in enumerate(rois)]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .accurate import RECIPE, Person, accurate_people, people_in_boxes
 from .models.assets import cache_dir, resolve_models
 from .detector import PoseDetector
 from .errors import ImageError, PosepipeError
-from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, select
+from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, LandmarkOutput, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
 from .models.runtime import BACKENDS, load_model
@@ -30,6 +31,7 @@ class PoseLandmarkerOptions:
     threads: int = 0  # 0: the runtime's default (all cores)
     detector_model: str | Path | None = None  # a BlazePose detector .tflite
     landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full, heavy) or trained .onnx
+    accurate: bool = False  # posepipe's accurate mode (posepipe.accurate): more model runs, fewer misses
 
     def validate(self) -> None:
         if self.num_poses < 1:
@@ -97,6 +99,7 @@ class PoseLandmarker:
         self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
                                                        drop_outputs=drop, signature=SIGNATURE))
         self.times = StageTimes()
+        self.recipe = RECIPE  # what accurate=True does (posepipe.accurate.AccurateRecipe)
 
     def __enter__(self) -> "PoseLandmarker":
         return self
@@ -107,12 +110,23 @@ class PoseLandmarker:
     def close(self) -> None:
         self.detector = self.landmark_model = None  # sessions free their memory with their last reference
 
-    def detect(self, image: np.ndarray) -> Poses:
-        """Poses in one RGB image (uint8; gray, RGBA and 16-bit are converted)."""
+    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> Poses:
+        """Poses in one RGB image (uint8; gray, RGBA and 16-bit are converted).
+
+        ``boxes``: people's boxes, (N, 4) [x, y, w, h] in pixels, from your own detector or
+        labels, instead of BlazePose's detector. Each box gives at most one pose (``num_poses``
+        does not apply); a box with no pose present gives none, so the result may be shorter
+        than ``boxes``: ``poses.box_index[i]`` is the box person ``i`` was found in, and the
+        people come in box order.
+        """
         if self.detector is None:
             raise PosepipeError("this PoseLandmarker is closed")
         image = as_rgb_uint8(image)
         height, width = image.shape[:2]
+        if boxes is not None:
+            return self._detect_in_boxes(image, as_boxes(boxes))
+        if self.options.accurate:
+            return self._detect_accurately(image)
         t0 = time.perf_counter()
         detections = self.detector.detect(image)
         t1 = time.perf_counter()
@@ -123,6 +137,30 @@ class PoseLandmarker:
         poses = self.landmarks_in_rois(image, rois)
         poses.detections = detections
         return poses
+
+    def _detect_accurately(self, image: np.ndarray) -> Poses:
+        t0 = time.perf_counter()
+        people = accurate_people(self.detector, self.landmark_model, image, self.options.num_poses,
+                                 self.options.min_pose_presence_confidence, self.options.output_segmentation_masks,
+                                 self.recipe)
+        self.times = StageTimes(landmark_model=time.perf_counter() - t0)  # the stages interleave: all counted as one
+        return self._poses_of(people, image)
+
+    def _detect_in_boxes(self, image: np.ndarray, boxes: np.ndarray) -> Poses:
+        t0 = time.perf_counter()
+        people = people_in_boxes(self.detector, self.landmark_model, image, boxes, self.options.min_pose_presence_confidence,
+                                 self.options.output_segmentation_masks, self.options.accurate, self.recipe)
+        self.times = StageTimes(landmark_model=time.perf_counter() - t0)
+        poses = self._poses_of(people, image)
+        poses.box_index = np.array([p.source for p in people], np.int64)
+        return poses
+
+    def _poses_of(self, people: list[Person], image: np.ndarray) -> Poses:
+        height, width = image.shape[:2]
+        if not people:
+            return Poses.empty(width, height)
+        return poses_from_results([p.output for p in people], [p.roi for p in people], (width, height),
+                                  self.options.output_segmentation_masks)
 
     def landmarks_in_rois(self, image: np.ndarray, rois: list[RegionOfInterest]) -> Poses:
         """Run the landmark model on given regions (one batch), keep the poses that are present."""
@@ -143,11 +181,37 @@ class PoseLandmarker:
         present = [i for i in range(len(rois)) if outputs[1][i, 0] > self.options.min_pose_presence_confidence]
         results = self.landmark_model.postprocess(select(outputs, present), [rois[i] for i in present],
                                                   image_size, self.options.output_segmentation_masks)
-        if not results:
-            return Poses.empty(*image_size)
-        stack = lambda name: np.stack([getattr(r, name) for r in results]).astype(np.float32)  # noqa: E731
-        return Poses(
-            landmarks=stack("landmarks"), visibility=stack("visibility"), presence=stack("presence"),
-            world_landmarks=stack("world"), scores=np.array([r.score for r in results], np.float32),
-            rois=np.stack([rois[i].as_array() for i in present]), auxiliary_landmarks=stack("auxiliary"),
-            image_size=image_size, masks=stack("mask") if self.options.output_segmentation_masks else None)
+        return poses_from_results(results, [rois[i] for i in present], image_size,
+                                  self.options.output_segmentation_masks)
+
+
+def poses_from_results(results: list[LandmarkOutput], rois: list[RegionOfInterest], image_size: tuple[int, int],
+                       with_masks: bool) -> Poses:
+    """Stack decoded people (each from the crop ``rois[i]``) into :class:`Poses`."""
+    if not results:
+        return Poses.empty(*image_size)
+    stack = lambda name: np.stack([getattr(r, name) for r in results]).astype(np.float32)  # noqa: E731
+    return Poses(
+        landmarks=stack("landmarks"), visibility=stack("visibility"), presence=stack("presence"),
+        world_landmarks=stack("world"), scores=np.array([r.score for r in results], np.float32),
+        rois=np.stack([roi.as_array() for roi in rois]), auxiliary_landmarks=stack("auxiliary"),
+        image_size=image_size, masks=stack("mask") if with_masks else None)
+
+
+def as_boxes(boxes) -> np.ndarray:
+    """People's boxes as an (N, 4) float array of [x, y, w, h] pixels; refuses anything else in a sentence."""
+    try:
+        array = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise PosepipeError("boxes must be numbers: an (N, 4) array of [x, y, w, h] pixels") from None
+    if array.size == 0:
+        return np.zeros((0, 4))
+    if array.ndim == 1 and array.shape[0] == 4:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise PosepipeError(f"boxes must be an (N, 4) array of [x, y, w, h] pixels, not shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise PosepipeError("a box has a value that is not a finite number")
+    if (array[:, 2:] <= 0).any():
+        raise PosepipeError("a box must have a positive width and height")
+    return array

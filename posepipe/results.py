@@ -41,6 +41,7 @@ class Poses:
     masks: np.ndarray | None = None  # (N, H, W) float32 in [0, 1], when segmentation is on
     detections: Detections | None = field(default=None, repr=False)
     track_ids: np.ndarray | None = None  # (N,) int, set by the video tracker: stable per person across frames
+    box_index: np.ndarray | None = None  # (N,) int, with given boxes: the box each person was found in
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -70,6 +71,8 @@ class Poses:
             world = [{"name": n, "x": round(float(x), 5), "y": round(float(y), 5), "z": round(float(z), 5)}
                      for n, (x, y, z) in zip(LANDMARK_NAMES, self.world_landmarks[i])]
             record = {"track_id": int(self.track_ids[i])} if self.track_ids is not None else {}
+            if self.box_index is not None:
+                record["box_index"] = int(self.box_index[i])
             out.append(record | {"score": round(float(self.scores[i]), 5),
                                  "bbox": [round(float(v), 2) for v in self.bboxes[i]],
                                  "landmarks": lms, "world_landmarks": world})

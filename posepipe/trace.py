@@ -99,6 +99,12 @@ def run_trace(image_path: str | Path, out_dir: str | Path, landmarker: PoseLandm
             mask = poses.masks[0]
             write_image(out / "4_mask.png", (np.repeat(mask[:, :, None], 3, axis=2) * 255).astype(np.uint8))
 
+    if landmarker.options.accurate:  # the stages above are MediaPipe's; the overlay shows what accurate mode finds
+        t = time.perf_counter()
+        poses = landmarker.detect(image)
+        rows.append(_row("4 postprocessing", "accurate mode: refined landmarks", poses.landmarks,
+                         time.perf_counter() - t))
+
     t = time.perf_counter()
     overlay = PoseAnnotator().annotate(image, poses) if poses is not None else image
     rows.append(_row("5 visualization", "overlay", overlay, time.perf_counter() - t))

@@ -63,9 +63,12 @@ def test_import_posepipe_stays_cheap_and_solutions_resolve():
 def test_parameters_in_mediapipes_order(model_paths):
     import inspect
 
-    names = list(inspect.signature(mp_pose.Pose).parameters)
-    assert names == ["static_image_mode", "model_complexity", "smooth_landmarks", "enable_segmentation",
-                     "smooth_segmentation", "min_detection_confidence", "min_tracking_confidence"]
+    parameters = inspect.signature(mp_pose.Pose).parameters
+    assert list(parameters) == ["static_image_mode", "model_complexity", "smooth_landmarks", "enable_segmentation",
+                                "smooth_segmentation", "min_detection_confidence", "min_tracking_confidence",
+                                "accurate"]
+    # posepipe's extension comes after MediaPipe's seven, by keyword only, off by default.
+    assert parameters["accurate"].kind is inspect.Parameter.KEYWORD_ONLY and parameters["accurate"].default is False
     with mp_pose.Pose(True, 1, True, False, True, 0.3, 0.7) as pose:
         options = pose._landmarker.options
         assert (options.min_pose_detection_confidence, options.min_pose_presence_confidence) == (0.3, 0.7)

@@ -98,8 +98,10 @@ def test_module_paths_and_names_are_mediapipes():
         assert dataclasses.astuple(cls()) == (None,) * 5
     assert [f.name for f in dataclasses.fields(vision.PoseLandmarkerOptions)] == [
         "base_options", "running_mode", "num_poses", "min_pose_detection_confidence",
-        "min_pose_presence_confidence", "min_tracking_confidence", "output_segmentation_masks", "result_callback"]
+        "min_pose_presence_confidence", "min_tracking_confidence", "output_segmentation_masks", "result_callback",
+        "accurate"]  # MediaPipe's fields in its order, then posepipe's extension
     defaults = vision.PoseLandmarkerOptions(base_options=BaseOptions())
+    assert defaults.accurate is False
     assert (defaults.running_mode, defaults.num_poses, defaults.min_pose_detection_confidence,
             defaults.min_pose_presence_confidence, defaults.min_tracking_confidence,
             defaults.output_segmentation_masks, defaults.result_callback) == (RunningMode.IMAGE, 1, 0.5, 0.5, 0.5,

@@ -40,7 +40,7 @@ DEFAULT_MODEL = "default"  # in a model spec: MediaPipe's full landmark model
 
 
 class Landmarker(Protocol):
-    def detect(self, image: np.ndarray) -> Poses: ...
+    def detect(self, image: np.ndarray, boxes: np.ndarray | None = None) -> Poses: ...
 
 
 @dataclass
@@ -100,8 +100,9 @@ def crop_box(bbox: np.ndarray, width: int, height: int, margin: float = CROP_MAR
 
 
 def predict(people: list[LabelledPerson], landmarker: Landmarker,
-            on_person: Callable[[int], None] | None = None) -> list[Prediction]:
-    """Each person's landmarks by the protocol: crop, one pose, back to image pixels."""
+            on_person: Callable[[int], None] | None = None, from_boxes: bool = False) -> list[Prediction]:
+    """Each person's landmarks by the protocol: crop, one pose, back to image pixels; or, ``from_boxes``,
+    the whole image with the labelled box given as the person's box (no detector)."""
     from ..io import read_image
 
     predictions = []
@@ -112,8 +113,11 @@ def predict(people: list[LabelledPerson], landmarker: Landmarker,
                 image_path, image = person.image, read_image(person.image)
             except PosepipeError as exc:
                 raise PosepipeError(f"{person.image}: {exc}") from None
-        x0, y0, x1, y1 = crop_box(person.bbox, image.shape[1], image.shape[0])
-        poses = landmarker.detect(image[y0:y1, x0:x1]) if x1 > x0 and y1 > y0 else None
+        if from_boxes:
+            (x0, y0, x1, y1), poses = (0, 0, 0, 0), landmarker.detect(image, boxes=person.bbox[None])
+        else:
+            x0, y0, x1, y1 = crop_box(person.bbox, image.shape[1], image.shape[0])
+            poses = landmarker.detect(image[y0:y1, x0:x1]) if x1 > x0 and y1 > y0 else None
         if poses is None or len(poses) == 0:
             predictions.append(Prediction(None))
         else:
@@ -224,12 +228,12 @@ def coco_ap(people: list[LabelledPerson], predictions: list[Prediction]) -> dict
 
 
 def evaluate(people: list[LabelledPerson], landmarker: Landmarker, name: str = "",
-             on_person: Callable[[int], None] | None = None) -> EvaluationResult:
+             on_person: Callable[[int], None] | None = None, from_boxes: bool = False) -> EvaluationResult:
     """Run ``landmarker`` (a :class:`~posepipe.PoseLandmarker`, one pose) on the people by the
-    protocol and score it."""
+    protocol (or from their labelled boxes, see :func:`predict`) and score it."""
     if not people:
         raise PosepipeError("there are no labelled people to evaluate")
-    return score(people, predict(people, landmarker, on_person), name)
+    return score(people, predict(people, landmarker, on_person, from_boxes), name)
 
 
 # --------------------------------------------------------------------------- several models
@@ -262,11 +266,12 @@ def parse_model_spec(text: str, backend: str = "auto") -> ModelSpec:
 
 
 def compare(people: list[LabelledPerson], specs: list[ModelSpec], options=None,
-            on_person: Callable[[str, int], None] | None = None) -> list[EvaluationResult]:
+            on_person: Callable[[str, int], None] | None = None, from_boxes: bool = False) -> list[EvaluationResult]:
     """Evaluate several landmark models on the same people, one result each, in order.
 
     ``options``: a :class:`~posepipe.PoseLandmarkerOptions` for everything but the landmark
-    model and backend (detector, thresholds, threads); the protocol's one pose is imposed.
+    model and backend (detector, thresholds, threads, accurate); the protocol's one pose is imposed.
+    ``from_boxes``: each person's labelled box is given (see :func:`predict`).
     Every model is opened before any runs, so a bad one fails at once.
     """
     from ..models.assets import LANDMARK_FULL, ensure_default_models
@@ -284,7 +289,7 @@ def compare(people: list[LabelledPerson], specs: list[ModelSpec], options=None,
                 replace(base, num_poses=1, landmark_model=path, backend=spec.backend))))
         for spec, landmarker in zip(specs, landmarkers):
             tick = (lambda done, n=spec.name: on_person(n, done)) if on_person else None
-            result = evaluate(people, landmarker, spec.name, tick)
+            result = evaluate(people, landmarker, spec.name, tick, from_boxes)
             result.model = str(landmarker.options.landmark_model)
             result.backend = type(landmarker.landmark_model.model).__name__.removesuffix("Model").lower()
             results.append(result)

@@ -17,6 +17,7 @@ class BatchOptions:
     threads: int = 0  # per worker; 0: the cores shared out among the workers
     detector_model: str | None = None
     landmark_model: str | None = None
+    accurate: bool = False  # posepipe's accurate mode (posepipe.accurate)
     smooth: bool = True  # videos: MediaPipe's live filter
     zero_lag: float | None = None  # videos: instead, a zero-lag low-pass at this many Hz
 
@@ -24,7 +25,7 @@ class BatchOptions:
         options = PoseLandmarkerOptions(
             num_poses=self.num_poses, min_pose_detection_confidence=self.min_detection_confidence,
             min_pose_presence_confidence=self.min_presence_confidence, backend=self.backend, threads=threads,
-            detector_model=self.detector_model, landmark_model=self.landmark_model)
+            detector_model=self.detector_model, landmark_model=self.landmark_model, accurate=self.accurate)
         options.validate()
         if self.zero_lag is not None and not self.zero_lag > 0:
             raise PosepipeError("the zero-lag cutoff must be above 0 Hz")

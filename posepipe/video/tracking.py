@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..accurate import accurate_people
 from ..detector import box_iou
 from ..landmarks import select
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
@@ -95,14 +96,23 @@ class PoseTracker:
         return poses
 
     def _new_rois(self, image: np.ndarray, tracked: list[RegionOfInterest]) -> list[RegionOfInterest]:
-        """Crops for detected people not already tracked, best first, up to ``num_poses`` in all."""
-        detections = self.landmarker.detector.detect(image)
+        """Crops for detected people not already tracked, best first, up to ``num_poses`` in all.
+
+        Accurate: the still pipeline's accurate search (refined crops, a fallback when the
+        detector finds nobody) gives the crops, at the cost of its landmark passes on these frames.
+        """
+        lm = self.landmarker
+        if self.options.accurate:
+            found = accurate_people(lm.detector, lm.landmark_model, image, self.options.num_poses,
+                                    self.options.min_pose_presence_confidence, False, lm.recipe)
+            candidates = [person.roi for person in found]
+        else:
+            candidates = [roi_from_alignment_points(kp[0], kp[1]) for kp in lm.detector.detect(image).keypoints]
         taken = [_square(r) for r in tracked]
         new = []
-        for kp in detections.keypoints:
+        for roi in candidates:
             if len(tracked) + len(new) >= self.options.num_poses:
                 break
-            roi = roi_from_alignment_points(kp[0], kp[1])
             if taken and box_iou(_square(roi), np.array(taken)).max() > SAME_PERSON_IOU:
                 continue
             taken.append(_square(roi))
