@@ -91,6 +91,19 @@ def test_a_photo_gives_the_record_posepipe_image_writes(server, grace_path, tmp_
     np.testing.assert_allclose(landmarks(raw.json()), landmarks(expected[0]), atol=2e-3)
 
 
+def test_accurate_query_gives_the_record_of_posepipe_image_accurate(server, grace_path, tmp_path):
+    paths = [grace_path] + [p for p in PHOTOS if p.exists() and "192" in p.name]  # the default finds nobody there
+    out = tmp_path / "cli.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "posepipe.cli", "image", *map(str, paths), "--accurate", "-o",
+                           str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for path, line in zip(paths, out.read_text().splitlines()):
+        cli = json.loads(line)
+        got = post_photo(server, path.read_bytes(), path.name, accurate=1).json()
+        assert len(got["poses"]) == len(cli["poses"]) == 1, path.name  # the accurate fallback finds the person
+        np.testing.assert_allclose(landmarks(got), landmarks(cli), atol=2e-3)
+
+
 def test_overlay_comes_back_as_png(server, grace_path):
     for params, headers in (({"format": "png"}, {}), ({}, {"Accept": "image/png"})):
         answer = httpx.post(server.url + "/v1/pose", params=params, content=grace_path.read_bytes(),

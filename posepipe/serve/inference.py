@@ -28,6 +28,7 @@ class Thresholds:
     num_poses: int = 1
     min_detection_confidence: float = 0.5
     min_presence_confidence: float = 0.5
+    accurate: bool = False  # posepipe's accurate mode: more model runs on the same models
 
 
 class _Slot:
@@ -47,6 +48,7 @@ class _Slot:
         options.num_poses = thresholds.num_poses
         options.min_pose_detection_confidence = thresholds.min_detection_confidence
         options.min_pose_presence_confidence = thresholds.min_presence_confidence
+        options.accurate = thresholds.accurate
         options.validate()
         landmarker.detector.min_score = thresholds.min_detection_confidence
         return landmarker

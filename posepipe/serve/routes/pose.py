@@ -76,6 +76,8 @@ async def pose(request: Request, ticket: Ticket = Depends(admitted),
                masks: bool = Query(False, description="Add each person's segmentation mask (PNG data URLs)."),
                min_detection_confidence: float = Query(0.5, ge=0, le=1, description="Person detector threshold."),
                min_presence_confidence: float = Query(0.5, ge=0, le=1, description="Landmark model pose threshold."),
+               accurate: bool = Query(False, description="posepipe's accurate mode: refined crops and a fallback "
+                                                         "when nobody is found, at about 3x the time."),
                format: Literal["json", "png"] | None = Query(
                    None, description="png: the drawn picture (as does 'Accept: image/png'); default JSON."),
                trace: bool = Query(False, description="Add the pipeline trace: every stage's tensors, ranges and "
@@ -90,7 +92,7 @@ async def pose(request: Request, ticket: Ticket = Depends(admitted),
     filename = await receive_upload(request, body, settings.max_image_bytes, settings.request_timeout_s, deadline.at)
     source = (Path(filename).name if filename else "") or "upload"
     png = not trace and (format == "png" or (format is None and wants_png(request.headers.get("accept"))))
-    thresholds = Thresholds(num_poses, min_detection_confidence, min_presence_confidence)
+    thresholds = Thresholds(num_poses, min_detection_confidence, min_presence_confidence, accurate)
     result = await run_inference(request, ticket, deadline, _photo, request.app.state.inference.pool,
                                  body.getvalue(), settings.max_pixels, source, thresholds, masks, png, trace,
                                  deadline)
