@@ -5,7 +5,8 @@ timed as a subprocess from start to exit.
   (``Pose(static_image_mode=True)`` for the photos, a tracking ``Pose`` per video, OpenCV
   decoding, one JSON line per picture or frame with the landmarks and world landmarks);
 * 2 workers against 1 (the local engine);
-* the Ray engine, started on this machine by the command, against the local engine;
+* the Ray engine against the local engine: Ray started by the command, and a one-node Ray
+  cluster already running (started by this script, on loopback);
 * peak memory of the whole process tree (the sum of its processes' resident memory, sampled
   every 50 ms; shared pages count once per process) with ``--scale`` times the inputs
   against once.
@@ -170,8 +171,19 @@ def main() -> None:
             "batch 2 workers": (batch(str(tmp / "inputs"), 2), env),
             "batch 1 worker": (batch(str(tmp / "inputs"), 1), env),
         }
+        cluster = None
         if not args.no_ray:
             commands["batch --engine ray"] = (batch(str(tmp / "inputs"), 2, "--engine", "ray"), env)
+            # A cluster already running (as on a real one, started once for many batches): this
+            # machine as its one node, on loopback, held and shut down by this process.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            from ray.cluster_utils import Cluster
+
+            cluster = Cluster(initialize_head=True, head_node_args={
+                "node_ip_address": "127.0.0.1", "include_dashboard": False, "num_cpus": os.cpu_count(),
+                "temp_dir": str(tmp / "ray")})
+            commands["batch --engine ray --address"] = (
+                batch(str(tmp / "inputs"), 2, "--engine", "ray", "--address", cluster.address), env)
         times: dict[str, list[float]] = {name: [] for name in commands}
         peaks: dict[str, int] = {}
         for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
@@ -182,6 +194,8 @@ def main() -> None:
                     times[name].append(seconds)
                     peaks[name] = max(peaks.get(name, 0), peak)
 
+        if cluster is not None:
+            cluster.shutdown()
         big_photos, big_videos = make_inputs(tmp / "inputs_x", args.photos * args.scale, args.videos * args.scale)
         _, big_peak = timed(batch(str(tmp / "inputs_x"), 2), env)
 
@@ -194,14 +208,16 @@ def main() -> None:
     print("|---|---:|---:|---:|---|")
     labels = {"mediapipe": "MediaPipe 0.10.21 loop, one process", "batch 2 workers": "posepipe batch --workers 2",
               "batch 1 worker": "posepipe batch --workers 1",
-              "batch --engine ray": "posepipe batch --engine ray --workers 2"}
+              "batch --engine ray": "posepipe batch --engine ray --workers 2 (starts Ray)",
+              "batch --engine ray --address": "posepipe batch --engine ray --address (Ray running)"}
     for name in commands:
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         print(f"| {labels[name]} | {med[name]:.1f} | {frames / med[name]:.1f} | "
               f"{med['mediapipe'] / med[name]:.2f}x | {runs} |")
     print(f"2 workers against 1: {med['batch 1 worker'] / med['batch 2 workers']:.2f}x")
     if "batch --engine ray" in med:
-        print(f"Ray engine against the local engine: {med['batch 2 workers'] / med['batch --engine ray']:.2f}x")
+        print(f"Ray engine against the local engine: {med['batch 2 workers'] / med['batch --engine ray']:.2f}x "
+              f"starting Ray, {med['batch 2 workers'] / med['batch --engine ray --address']:.2f}x on Ray running")
     one = peaks["batch 2 workers"]
     print(f"peak memory of the process tree, posepipe batch --workers 2: {one / 2**20:.0f} MiB with the inputs, "
           f"{big_peak / 2**20:.0f} MiB with {args.scale}x ({len(big_photos)} photos, {len(big_videos)} videos): "

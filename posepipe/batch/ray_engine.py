@@ -54,7 +54,8 @@ def _connect(ray, address: str | None) -> None:
         except Exception as exc:  # noqa: BLE001 - ConnectionError and Ray's own kinds
             raise PosepipeError(f"cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]})") from None
         return
-    ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+    # "local": a new Ray of its own, even where another is running here or RAY_ADDRESS names one
+    ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
 
 
 class PhotoPoser:
