@@ -28,3 +28,19 @@ def track(record, flush=False):
             frames += 1
     return frames
 """
+
+# Appended to a MediaPipe script: ``poses_of(bgr, result)``, the solution's result as the
+# "poses" of posepipe's JSON-lines contract (pixels, z on x's scale), so outputs compare.
+POSES_OF = r"""
+_names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
+
+def poses_of(bgr, result):
+    h, w = bgr.shape[:2]
+    if result.pose_landmarks is None:
+        return []
+    return [{
+        "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
+                       "presence": l.presence} for n, l in zip(_names, result.pose_landmarks.landmark)],
+        "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
+                            for n, l in zip(_names, result.pose_world_landmarks.landmark)]}]
+"""

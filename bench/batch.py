@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from _mediapipe import POSES_OF
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
@@ -42,18 +44,10 @@ MEDIAPIPE_LOOP = r"""
 import json, sys, cv2
 import mediapipe as mp
 photos, videos = json.load(open(sys.argv[1]))
-names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
+""" + POSES_OF + r"""
 
 def record(source, frame, bgr, result):
-    h, w = bgr.shape[:2]
-    poses = []
-    if result.pose_landmarks is not None:
-        poses.append({
-            "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
-                           "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
-            "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
-                                for n, l in zip(names, result.pose_world_landmarks.landmark)]})
-    return json.dumps({"source": source, "frame": frame, "poses": poses}) + "\n"
+    return json.dumps({"source": source, "frame": frame, "poses": poses_of(bgr, result)}) + "\n"
 
 with open(sys.argv[2], "w") as out:
     with mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1) as pose:

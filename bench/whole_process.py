@@ -23,26 +23,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from _mediapipe import TRACKING
+from _mediapipe import POSES_OF, TRACKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
 
-MEDIAPIPE_SCRIPT = TRACKING + r"""
-names = [l.name.lower() for l in mp.solutions.pose.PoseLandmark]
+MEDIAPIPE_SCRIPT = TRACKING + POSES_OF + r"""
 
 def record(frame, bgr, result, capture):
     h, w = bgr.shape[:2]
-    poses = []
-    if result.pose_landmarks is not None:
-        poses.append({
-            "landmarks": [{"name": n, "x": l.x * w, "y": l.y * h, "z": l.z * w, "visibility": l.visibility,
-                           "presence": l.presence} for n, l in zip(names, result.pose_landmarks.landmark)],
-            "world_landmarks": [{"name": n, "x": l.x, "y": l.y, "z": l.z}
-                                for n, l in zip(names, result.pose_world_landmarks.landmark)]})
     return {"source": video, "frame": frame, "timestamp_ms": capture.get(cv2.CAP_PROP_POS_MSEC),
-            "width": w, "height": h, "poses": poses}
+            "width": w, "height": h, "poses": poses_of(bgr, result)}
 
 track(record, flush=True)
 """
