@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import PosepipeError
 from ..results import Poses
-from ..video.exports import ROWS_PER_GROUP_FRAMES, long_rows, long_table, parquet_schema
+from ..video.exports import RowGroups, long_rows, parquet_schema
 
 FINGERPRINT_FILE = "batch.json"
 STATUS_KEY = b"posepipe.sources"  # footer metadata: the unit's status rows, as JSON
@@ -74,27 +74,21 @@ class PartWriter:
             self.writer = pq.ParquetWriter(self.stream, self.schema)
         except OSError as exc:
             raise _cannot_write(path, exc) from None
-        self.buffer: list[dict[str, np.ndarray]] = []
-        self.frames_buffered = 0
+        self.groups = RowGroups(self.schema)
 
     def write(self, source: str, frame: int, timestamp_ms: float, poses: Poses) -> None:
         rows = long_rows(frame, timestamp_ms, poses)
         if rows is not None:
             rows["source"] = np.full(len(rows["frame"]), source, dtype=object)
-            self.buffer.append(rows)
-        self.frames_buffered += 1
-        if self.frames_buffered >= ROWS_PER_GROUP_FRAMES:
-            self._flush()
+        self.write_table(self.groups.add(rows))
 
     def _flush(self) -> None:
-        self.frames_buffered = 0
-        if self.buffer:
-            table = long_table(self.buffer, self.schema)
-            self.buffer = []
-            self.write_table(table)
+        self.write_table(self.groups.take())
 
     def write_table(self, table) -> None:
-        """Rows already in the dataset's schema (photos posed on another machine)."""
+        """Rows already in the dataset's schema (photos posed on another machine); None: nothing."""
+        if table is None:
+            return
         try:
             self.writer.write_table(table)
         except OSError as exc:

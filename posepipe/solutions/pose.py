@@ -57,6 +57,9 @@ def landmark_model_for(model_complexity: int) -> Path | None:
     return landmark_model_path(LANDMARK_VARIANTS[model_complexity])
 
 
+_FIELDS = ("x", "y", "z", "visibility")  # MediaPipe's legacy solution leaves presence unset
+
+
 def _as_solution_outputs(poses: Poses, with_mask: bool) -> SolutionOutputs:
     """The first (most prominent) person as MediaPipe's messages."""
     if len(poses) == 0:
@@ -71,9 +74,6 @@ def _as_solution_outputs(poses: Poses, with_mask: bool) -> SolutionOutputs:
         _FIELDS, np.hstack([poses.world_landmarks[0], visibility]).astype(np.float32).tolist())
     mask = poses.masks[0] if with_mask and poses.masks is not None else None
     return SolutionOutputs(landmarks, world, mask)
-
-
-_FIELDS = ("x", "y", "z", "visibility")  # MediaPipe's legacy solution leaves presence unset
 
 
 class Pose:

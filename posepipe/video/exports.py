@@ -135,6 +135,31 @@ def long_table(parts: list[dict[str, np.ndarray]], schema):
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+class RowGroups:
+    """Frames' long rows (``long_rows``) gathered into one table of ``schema`` per
+    ``ROWS_PER_GROUP_FRAMES`` frames: a Parquet row group, so a long video never sits whole in
+    memory. ``add`` returns a table when a group is full; ``take`` returns what is left."""
+
+    def __init__(self, schema):
+        self.schema = schema
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.frames = 0
+
+    def add(self, rows: dict[str, np.ndarray] | None):
+        if rows is not None:
+            self.parts.append(rows)
+        self.frames += 1
+        return self.take() if self.frames >= ROWS_PER_GROUP_FRAMES else None
+
+    def take(self):
+        """The rows gathered since the last table, as a table; None when there are none."""
+        self.frames = 0
+        if not self.parts:
+            return None
+        table, self.parts = long_table(self.parts, self.schema), []
+        return table
+
+
 class ParquetWriter:
     """Long Parquet (see ``parquet_schema``), one row group per ~64 frames. ``close`` always
     leaves a readable file, with the schema alone when no person was found."""
@@ -146,23 +171,17 @@ class ParquetWriter:
         self.schema = parquet_schema(source, width, height)
         self.stream = open_for_writing(self.path, "wb")
         self.writer = pq.ParquetWriter(self.stream, self.schema)
-        self.buffer: list[dict[str, np.ndarray]] = []
-        self.frames_buffered = 0
+        self.groups = RowGroups(self.schema)
 
     def write(self, frame: int, timestamp_ms: float, poses: Poses) -> None:
-        rows = long_rows(frame, timestamp_ms, poses)
-        if rows is not None:
-            self.buffer.append(rows)
-        self.frames_buffered += 1
-        if self.frames_buffered >= ROWS_PER_GROUP_FRAMES:
-            self._flush()
+        self._write(self.groups.add(long_rows(frame, timestamp_ms, poses)))
 
     def _flush(self) -> None:
-        self.frames_buffered = 0
-        if not self.buffer:
+        self._write(self.groups.take())
+
+    def _write(self, table) -> None:
+        if table is None:
             return
-        table = long_table(self.buffer, self.schema)
-        self.buffer = []
         try:
             self.writer.write_table(table)
         except OSError as exc:
