@@ -62,8 +62,8 @@ def still_passes(images: list[np.ndarray]) -> tuple[dict, dict]:
     pose = mp.solutions.pose.Pose(static_image_mode=True)
     passes = {"posepipe PoseLandmarker": lambda: [own.detect(im) for im in images],
               "solutions Pose": lambda: [pose.process(im) for im in images]}
-    tasks = tasks_landmarker("IMAGE")
-    if tasks is not None:
+    if has_tasks():
+        tasks = tasks_landmarker("IMAGE")
         wrapped = [mp.Image(image_format=mp.ImageFormat.SRGB, data=im) for im in images]
         passes["tasks PoseLandmarker"] = lambda: [tasks.detect(im) for im in wrapped]
     return passes, {}
@@ -82,7 +82,7 @@ def video_passes(video: list[np.ndarray]) -> tuple[dict, dict]:
             return [pose.process(im) for im in video]
 
     passes, references = {"posepipe PoseTracker": own, "solutions Pose": solution}, {}
-    if tasks_landmarker("VIDEO") is not None:
+    if has_tasks():
         wrapped = [mp.Image(image_format=mp.ImageFormat.SRGB, data=im) for im in video]
 
         def tasks():
@@ -94,13 +94,18 @@ def video_passes(video: list[np.ndarray]) -> tuple[dict, dict]:
     return passes, references
 
 
+def has_tasks() -> bool:
+    """Whether this posepipe has the Tasks API (older ones: solutions only)."""
+    import importlib.util
+
+    return importlib.util.find_spec("posepipe.tasks") is not None
+
+
 def tasks_landmarker(mode: str):
-    """The Tasks PoseLandmarker on the default models, or None where posepipe has no Tasks API."""
-    try:
-        from posepipe.tasks import BaseOptions
-        from posepipe.tasks.python import vision
-    except ImportError:
-        return None
+    """The Tasks PoseLandmarker on the default models."""
+    from posepipe.tasks import BaseOptions
+    from posepipe.tasks.python import vision
+
     options = vision.PoseLandmarkerOptions(base_options=BaseOptions(), running_mode=getattr(vision.RunningMode, mode))
     return vision.PoseLandmarker.create_from_options(options)
 
