@@ -17,7 +17,10 @@ from .models.runtime import Model, Signature
 
 INPUT_SIZE = 256
 NUM_MODEL_LANDMARKS = 39  # 33 body landmarks, 2 auxiliary (ROI) points, 4 unused
-HEATMAP_KERNEL = 7
+# MediaPipe 0.10.21's graph file names a 7x7 refinement window, but what it runs is 9x9 (its
+# options' default): with 9 posepipe gives its landmarks to a thousandth of a pixel on
+# MediaPipe's own crops (tests/test_video_parity.py, step by step), with 7 up to 3.7 px apart.
+HEATMAP_KERNEL = 9
 MIN_CONFIDENCE_TO_REFINE = 0.5
 
 
