@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ModelError
+from .assets import sha256_of
 from .graph import Graph, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
@@ -131,7 +132,7 @@ def _write_bytes(data: bytes, target: Path) -> None:
 def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, ...] = ()) -> Path:
     """The cached ONNX conversion of a ``.tflite`` file, converted on first use, without the
     branches that only feed the outputs numbered in ``drop_outputs``."""
-    digest = hashlib.sha256(tflite_path.read_bytes()).hexdigest()[:16]
+    digest = sha256_of(tflite_path)[:16]
     variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
     target = cache_dir / "onnx" / f"{tflite_path.stem}-{digest}-v{_EMITTER_VERSION}{variant}.onnx"
     if target.is_file():
@@ -148,15 +149,14 @@ def tflite_without_outputs(tflite_path: Path, cache_dir: Path, drop_outputs: tup
     ``drop_outputs`` (LiteRT runs every operator of a file, needed or not), cached by content.
     The operators left, their weights and their order are the original's, so the outputs
     kept are bit-identical to the full model's."""
+    variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
+    target = cache_dir / "tflite" / f"{tflite_path.stem}-{sha256_of(tflite_path)[:16]}{variant}.tflite"
+    if target.is_file():
+        return target
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     data = tflite_path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
-    target = cache_dir / "tflite" / f"{tflite_path.stem}-{digest}{variant}.tflite"
-    if target.is_file():
-        return target
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     graph = model.subgraphs[0]
     kept = [t for i, t in enumerate(graph.outputs) if i not in drop_outputs]
@@ -480,7 +480,6 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             # Which runtime is faster depends on the CPU, the threads and the model (without
             # its mask decoder the landmark model is another network for ONNX Runtime): measured
             # here on first use, cached per machine (backend_choice).
-            from .assets import sha256_of
             from .backend_choice import choice_key, choose
 
             key = choice_key(sha256_of(model_path), drop_outputs, threads, extra={"emitter": _EMITTER_VERSION})
