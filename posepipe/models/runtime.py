@@ -427,13 +427,14 @@ class LiteRTModel:
 
     def run(self, batch: np.ndarray) -> list[np.ndarray | None]:
         """The outputs in the original model's order; a dropped output is None."""
-        results: list[list[np.ndarray]] = [[] for _ in self.outputs]
+        runs = []
         for item in np.asarray(batch, np.float32):
-            self.interpreter.set_tensor(self.input_index, item.transpose(1, 2, 0)[None].copy())
+            # NCHW -> NHWC straight into the interpreter's input (set_tensor would copy a copy);
+            # the view is gone before invoke, as LiteRT requires.
+            self.interpreter.tensor(self.input_index)()[0] = item.transpose(1, 2, 0)
             self.interpreter.invoke()
-            for slot, out in zip(results, self.outputs):
-                slot.append(self.interpreter.get_tensor(out["index"]))
-        merged = [np.concatenate(slot) for slot in results]
+            runs.append([self.interpreter.get_tensor(out["index"]) for out in self.outputs])  # copies
+        merged = runs[0] if len(runs) == 1 else [np.concatenate(slot) for slot in zip(*runs)]
         outputs = [m.transpose(0, 3, 1, 2) if m.ndim == 4 else m for m in merged]
         for i in self.dropped:
             outputs.insert(i, None)
