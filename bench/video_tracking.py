@@ -50,7 +50,7 @@ def runtimes_of(landmarker) -> str:
     """Which runtime each model is on (what ``auto`` picked on this machine)."""
     det = RUNTIME_NAMES[type(landmarker.detector.model).__name__]
     lms = RUNTIME_NAMES[type(landmarker.landmark_model.model).__name__]
-    return f"{det} detector, {lms} landmarks" + (" without mask head" if lms == "ONNX Runtime" else "")
+    return f"{det} detector, {lms} landmarks without mask head"  # either runtime cuts it (runtime.load_model)
 
 
 def posepipe_pass(video: Path, backend: str, out: Path):

@@ -39,14 +39,20 @@ def model_options(f):
     return f
 
 
-def _landmarker(opts: dict, masks: bool = False):
-    from .pipeline import PoseLandmarker, PoseLandmarkerOptions
+def _landmarker_options(opts: dict, masks: bool = False):
+    from .pipeline import PoseLandmarkerOptions
 
-    return PoseLandmarker(PoseLandmarkerOptions(
+    return PoseLandmarkerOptions(
         num_poses=opts["num_poses"], min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], backend=opts["backend"],
         threads=opts["threads"], detector_model=opts["detector_model"], landmark_model=opts["landmark_model"],
-        output_segmentation_masks=masks, accurate=opts["accurate"]))
+        output_segmentation_masks=masks, accurate=opts["accurate"])
+
+
+def _landmarker(opts: dict, masks: bool = False):
+    from .pipeline import PoseLandmarker
+
+    return PoseLandmarker(_landmarker_options(opts, masks))
 
 
 def _fail(message: str, code: int = 2):
@@ -67,6 +73,7 @@ def process_images(paths: list[str], output: str | None, overlay: str | None, op
     from .drawing import PoseAnnotator
     from .io import (JsonLinesWriter, error_record, expand_inputs, image_record, read_boxes, read_image,
                      why_not_writable, write_image)
+    from .photos import PhotoRunner
 
     boxes = read_boxes(boxes_path) if boxes_path else None
     overlay_dir = Path(overlay) if overlay else None
@@ -79,23 +86,29 @@ def process_images(paths: list[str], output: str | None, overlay: str | None, op
         except OSError as exc:
             raise PosepipeError(f"cannot create the overlay folder {overlay_dir}: {exc.strerror or exc}") from None
     annotator = PoseAnnotator()
+    inputs = list(expand_inputs(paths))
+
+    def one(landmarker, path: Path) -> tuple[str, dict, str | None]:
+        """The record of one photo, or its error record and the error (run side by side)."""
+        source = str(path)
+        try:
+            if boxes is not None and path.name not in boxes:
+                raise PosepipeError(f"{boxes_path} has no boxes for {path.name}")
+            image = read_image(path)
+            poses = landmarker.detect(image, boxes=None if boxes is None else boxes[path.name])
+        except PosepipeError as exc:
+            return source, error_record(source, str(exc)), str(exc)
+        if overlay_dir:
+            write_image(overlay_dir / (path.stem + ".png"), annotator.annotate(image, poses))
+        return source, image_record(source, image, poses), None
+
     failures = 0
-    with _landmarker(opts) as landmarker, JsonLinesWriter(output) as writer:
-        for path in expand_inputs(paths):
-            source = str(path)
-            try:
-                if boxes is not None and path.name not in boxes:
-                    raise PosepipeError(f"{boxes_path} has no boxes for {path.name}")
-                image = read_image(path)
-                poses = landmarker.detect(image, boxes=None if boxes is None else boxes[path.name])
-            except PosepipeError as exc:
-                writer.write(error_record(source, str(exc)))
-                click.echo(f"posepipe: {source}: {exc}", err=True)
+    with PhotoRunner(_landmarker_options(opts), len(inputs)) as runner, JsonLinesWriter(output) as writer:
+        for source, record, error in runner.map(one, inputs):
+            writer.write(record)
+            if error:
+                click.echo(f"posepipe: {source}: {error}", err=True)
                 failures += 1
-                continue
-            writer.write(image_record(source, image, poses))
-            if overlay_dir:
-                write_image(overlay_dir / (path.stem + ".png"), annotator.annotate(image, poses))
     return failures
 
 

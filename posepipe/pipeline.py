@@ -95,7 +95,7 @@ class PoseLandmarker:
                                      options.min_pose_detection_confidence)
         drop = () if options.output_segmentation_masks else (MASK_OUTPUT,)
         # auto: each model on the runtime measured faster for it on this machine; without masks
-        # ONNX Runtime runs the landmark model minus its decoder, LiteRT all of it (runtime.load_model).
+        # either runtime runs the landmark model minus its mask decoder (runtime.load_model).
         self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
                                                        drop_outputs=drop, signature=SIGNATURE))
         self.times = StageTimes()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import cv2
@@ -99,6 +100,11 @@ def crop_matrix(roi: RegionOfInterest, tensor_size: int) -> np.ndarray:
     return cv2.getPerspectiveTransform(corners, targets)
 
 
+@lru_cache(maxsize=4)
+def _tensor_axis(tensor_size: int) -> np.ndarray:
+    return np.arange(tensor_size, dtype=np.float64)
+
+
 def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point ``cv2.remap`` maps for an image → tensor perspective matrix.
 
@@ -107,27 +113,40 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.
     The difference is invisible to the eye but moves BlazePose's landmarks by up to a few
     pixels, so we rebuild the old sampling: integer coordinates in ``map1``, the 1/32
     fractions as a table index in ``map2`` (remap then uses the same integer weights).
-    This runs once per person per frame, hence the in-place arithmetic.
+    This runs once per person per frame, on the tracking loop's critical path, hence the
+    outer sums, the in-place arithmetic and the clipping only where a value is out of range.
     """
     inv = np.linalg.inv(matrix)
-    xs = np.arange(tensor_size, dtype=np.float64)[None, :]
-    ys = np.arange(tensor_size, dtype=np.float64)[:, None]
-    # OpenCV's order of operations, (m0 * x + m1 * y) + m2, so that the rounding is the same.
-    w = inv[2, 0] * xs + inv[2, 1] * ys
+    axis = _tensor_axis(tensor_size)
+    # OpenCV's order of operations, (m0 * x + m1 * y) + m2, so that the rounding is the same;
+    # the outer sum of the y column and the x row adds the same two products (a + b == b + a).
+    w = np.add.outer(inv[2, 1] * axis, inv[2, 0] * axis)
     w += inv[2, 2]
-    np.divide(32.0, w, out=w, where=w != 0)
+    zero = w == 0
+    if zero.any():
+        w[zero] = np.inf  # 32 / inf = 0: OpenCV's W ? 32 / W : 0
+    np.divide(32.0, w, out=w)
     coords = []
     for row in (0, 1):
-        c = inv[row, 0] * xs + inv[row, 1] * ys
+        c = np.add.outer(inv[row, 1] * axis, inv[row, 0] * axis)
         c += inv[row, 2]
         c *= w
-        coords.append(np.clip(np.rint(c, out=c), -2.0**31, 2.0**31 - 1, out=c).astype(np.int32))
+        np.rint(c, out=c)
+        if c.min() < -2.0**31 or c.max() > 2.0**31 - 1:  # only a crop far outside the image
+            np.clip(c, -2.0**31, 2.0**31 - 1, out=c)
+        coords.append(c.astype(np.int32))
     x, y = coords
     map1 = np.empty((tensor_size, tensor_size, 2), np.int16)
-    map1[..., 0] = np.clip(x >> 5, -32768, 32767)
-    map1[..., 1] = np.clip(y >> 5, -32768, 32767)
-    map2 = ((y & 31) << 5 | (x & 31)).astype(np.uint16)
-    return map1, map2
+    for k, c in enumerate((x, y)):
+        whole = c >> 5
+        if whole.min() < -32768 or whole.max() > 32767:
+            np.clip(whole, -32768, 32767, out=whole)
+        map1[..., k] = whole
+    y &= 31
+    y <<= 5
+    x &= 31
+    y |= x
+    return map1, y.astype(np.uint16)
 
 
 def warp_crop(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:

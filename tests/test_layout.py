@@ -12,7 +12,7 @@ PACKAGE = Path(posepipe.__file__).parent
 LAYERS = [
     ("errors", "topology", "framework"),  # framework: MediaPipe's message types, pure Python
     ("results", "models"),
-    ("roi", "detector", "landmarks", "accurate", "pipeline", "drawing", "io", "trace", "image"),
+    ("roi", "detector", "landmarks", "accurate", "pipeline", "photos", "drawing", "io", "trace", "image"),
     ("video",),
     ("analysis",),
     ("training",),

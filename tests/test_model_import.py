@@ -83,3 +83,25 @@ def test_not_a_model_is_refused(tmp_path):
     bad.write_bytes(b"hello world, not flatbuffers")
     with pytest.raises(ModelError, match="not a TFLite model"):
         import_tflite(bad)
+
+
+
+def operator_count(path) -> int:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema.Model.GetRootAs(path.read_bytes(), 0).Subgraphs(0).OperatorsLength()
+
+
+def test_litert_without_the_mask_decoder_keeps_the_other_outputs_bit_for_bit(model_paths, tmp_path):
+    from posepipe.models.runtime import LiteRTModel, tflite_without_outputs
+
+    path = model_paths[1]
+    cut = tflite_without_outputs(path, tmp_path, (2,))
+    assert tflite_without_outputs(path, tmp_path, (2,)) == cut  # cached: cut once
+    assert operator_count(cut) < operator_count(path)
+    full, pruned = LiteRTModel(path, 1), load_model(path, "litert", tmp_path, 1, drop_outputs=(2,))
+    batch = inputs_for(256, 0.0, np.random.default_rng(1))[:2]
+    ours, ref = pruned.run(batch), full.run(batch)
+    assert ours[2] is None and len(ours) == len(ref)
+    for k in (0, 1, 3, 4):  # the same operators on the same weights: not one bit moves
+        assert np.array_equal(ours[k], ref[k]), k

@@ -220,7 +220,7 @@ def test_model_complexity_zero_from_the_cache_or_the_environment(monkeypatch, tm
     monkeypatch.setenv("POSEPIPE_DETECTOR_MODEL", str(model_paths[0]))
     with mp_pose.Pose(static_image_mode=True, model_complexity=0) as pose:
         from_env = pose.process(photo)
-    with PoseLandmarker() as full:
+    with PoseLandmarker(landmark_model=model_paths[1]) as full:  # named: the environment still says lite
         reference = full.detect(photo)
     assert np.array_equal(pixels(lite, photo), pixels(from_env, photo))
     # Another network: close to the full model's landmarks, but not the same.

@@ -60,12 +60,21 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("posepipe", appauthor=False))
 
 
+# Digests already taken in this process, by file, size and modification time: opening the
+# models reads each file's digest three times (its check, auto's key, the cut file's name).
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def _verified(path: Path, asset: ModelAsset) -> bool:

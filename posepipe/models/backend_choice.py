@@ -3,7 +3,7 @@
 Which of LiteRT (XNNPACK) and ONNX Runtime (MLAS) runs a model faster depends on the CPU
 (AVX2, AVX-512, VNNI: each picks other kernels), the core count, the threads asked for, the
 runtimes' versions, the model (the landmark model without its mask decoder is another
-network for ONNX Runtime, the same ``.tflite`` for LiteRT) and how busy the machine is. So
+network, for both runtimes) and how busy the machine is. So
 the first time a model is opened with ``auto`` on a machine, both backends run it on a
 random input, two warm-up runs then 5-15 timed runs each (0.2-0.7 s a model, plus the
 one-off ONNX conversion), alternating run by run, while ``/proc/stat`` tells how much of the
@@ -42,7 +42,7 @@ from .cpu import CpuInfo, cpu_info, runtime_versions
 
 CANDIDATES = ("litert", "onnxruntime")
 # Bump when the measurement itself changes, so old verdicts are measured again.
-_MEASURE_VERSION = 1
+_MEASURE_VERSION = 2  # 2: LiteRT's candidate lost the unused mask decoder too
 WARMUP_RUNS = 2
 MIN_RUNS, MAX_RUNS = 5, 15
 BUDGET_S = 0.5  # timed runs stop after this, once MIN_RUNS each are in

@@ -7,6 +7,7 @@ instruction-set flags (``None``: unknown, not absent).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import dataclass, field
@@ -102,6 +103,11 @@ def cpu_info() -> CpuInfo:
 
 def runtime_versions() -> dict[str, str | None]:
     """Installed versions of ONNX Runtime (any of its builds) and ai-edge-litert; None where absent."""
+    return dict(_runtime_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _runtime_versions() -> dict[str, str | None]:  # read once a process: a search of every installed package
     versions: dict[str, str | None] = {"onnxruntime": None, "ai-edge-litert": None}
     for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"):
         try:

@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ModelError
+from .assets import sha256_of
 from .graph import Graph, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
@@ -110,13 +111,18 @@ def to_onnx(graph: Graph):
 
 
 def _write_model(model, target: Path) -> None:
-    """Write ``model`` to ``target`` through a temporary name and a rename: a full disk or a
+    """Write ``model`` (an ONNX proto) to ``target``, as ``_write_bytes`` does."""
+    _write_bytes(model.SerializeToString(), target)
+
+
+def _write_bytes(data: bytes, target: Path) -> None:
+    """Write ``data`` to ``target`` through a temporary name and a rename: a full disk or a
     crash never leaves half a file where the cache looks."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
+            f.write(data)
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -126,7 +132,7 @@ def _write_model(model, target: Path) -> None:
 def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, ...] = ()) -> Path:
     """The cached ONNX conversion of a ``.tflite`` file, converted on first use, without the
     branches that only feed the outputs numbered in ``drop_outputs``."""
-    digest = hashlib.sha256(tflite_path.read_bytes()).hexdigest()[:16]
+    digest = sha256_of(tflite_path)[:16]
     variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
     target = cache_dir / "onnx" / f"{tflite_path.stem}-{digest}-v{_EMITTER_VERSION}{variant}.onnx"
     if target.is_file():
@@ -135,6 +141,34 @@ def onnx_path_for(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, .
     if drop_outputs:
         graph = keep_outputs(graph, [n for i, n in enumerate(graph.outputs) if i not in drop_outputs])
     _write_model(to_onnx(graph), target)
+    return target
+
+
+def tflite_without_outputs(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[int, ...]) -> Path:
+    """The ``.tflite`` file without the operators that only feed the outputs numbered in
+    ``drop_outputs`` (LiteRT runs every operator of a file, needed or not), cached by content.
+    The operators left, their weights and their order are the original's, so the outputs
+    kept are bit-identical to the full model's."""
+    variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
+    target = cache_dir / "tflite" / f"{tflite_path.stem}-{sha256_of(tflite_path)[:16]}{variant}.tflite"
+    if target.is_file():
+        return target
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = tflite_path.read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    graph = model.subgraphs[0]
+    kept = [t for i, t in enumerate(graph.outputs) if i not in drop_outputs]
+    needed, operators = set(kept), []
+    for op in reversed(graph.operators):  # operators come in execution order: walk back from the outputs
+        if any(t in needed for t in op.outputs):
+            operators.append(op)
+            needed.update(t for t in op.inputs if t >= 0)
+    graph.operators, graph.outputs = operators[::-1], np.array(kept, np.int32)
+    builder = flatbuffers.Builder(len(data) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    _write_bytes(builder.Output(), target)
     return target
 
 
@@ -377,7 +411,7 @@ class OnnxRuntimeModel:
 class LiteRTModel:
     """The original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK on CPU)."""
 
-    def __init__(self, tflite_path: str | Path, threads: int = 0):
+    def __init__(self, tflite_path: str | Path, threads: int = 0, dropped: tuple[int, ...] = ()):
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -389,16 +423,22 @@ class LiteRTModel:
         self.input_size = (int(inp["shape"][1]), int(inp["shape"][2]))
         self.outputs = self.interpreter.get_output_details()
         self.output_names = [o["name"] for o in self.outputs]
+        self.dropped = sorted(dropped)
 
-    def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        results: list[list[np.ndarray]] = [[] for _ in self.outputs]
+    def run(self, batch: np.ndarray) -> list[np.ndarray | None]:
+        """The outputs in the original model's order; a dropped output is None."""
+        runs = []
         for item in np.asarray(batch, np.float32):
-            self.interpreter.set_tensor(self.input_index, item.transpose(1, 2, 0)[None].copy())
+            # NCHW -> NHWC straight into the interpreter's input (set_tensor would copy a copy);
+            # the view is gone before invoke, as LiteRT requires.
+            self.interpreter.tensor(self.input_index)()[0] = item.transpose(1, 2, 0)
             self.interpreter.invoke()
-            for slot, out in zip(results, self.outputs):
-                slot.append(self.interpreter.get_tensor(out["index"]))
-        merged = [np.concatenate(slot) for slot in results]
-        return [m.transpose(0, 3, 1, 2) if m.ndim == 4 else m for m in merged]
+            runs.append([self.interpreter.get_tensor(out["index"]) for out in self.outputs])  # copies
+        merged = runs[0] if len(runs) == 1 else [np.concatenate(slot) for slot in zip(*runs)]
+        outputs = [m.transpose(0, 3, 1, 2) if m.ndim == 4 else m for m in merged]
+        for i in self.dropped:
+            outputs.insert(i, None)
+        return outputs
 
 
 def litert_available() -> bool:
@@ -426,8 +466,8 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     """Open a model for inference: a ``.tflite`` (imported, or run by LiteRT) or an ``.onnx``
     file (a trained model; ONNX Runtime only). ``onnx_path`` overrides the converted file.
 
-    ``drop_outputs``: outputs the caller does not need. ONNX Runtime then runs a network
-    without the branches that compute them (LiteRT runs the ``.tflite`` as it is).
+    ``drop_outputs``: outputs the caller does not need. Either runtime then runs a network
+    without the branches that compute them.
     ``signature``: the tensors an ``.onnx`` file must have, checked before it runs.
     """
     model_path = Path(model_path)
@@ -441,7 +481,6 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             # Which runtime is faster depends on the CPU, the threads and the model (without
             # its mask decoder the landmark model is another network for ONNX Runtime): measured
             # here on first use, cached per machine (backend_choice).
-            from .assets import sha256_of
             from .backend_choice import choice_key, choose
 
             key = choice_key(sha256_of(model_path), drop_outputs, threads, extra={"emitter": _EMITTER_VERSION})
@@ -460,5 +499,8 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             return OnnxRuntimeModel(onnx_file, threads)
         return OnnxRuntimeModel(onnx_path_for(model_path, cache_dir, drop_outputs), threads, dropped=drop_outputs)
     if backend == "litert":
+        if drop_outputs:
+            return LiteRTModel(tflite_without_outputs(model_path, cache_dir, drop_outputs), threads,
+                               dropped=drop_outputs)
         return LiteRTModel(model_path, threads)
     raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

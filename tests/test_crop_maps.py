@@ -1,0 +1,33 @@
+"""The crop's fixed-point sampling maps (roi.sampling_maps) against OpenCV's old rule
+written out plainly: every 1/32 pixel coordinate must be the same, for ordinary crops and
+for crops far outside the image."""
+
+import numpy as np
+import pytest
+
+from posepipe.roi import RegionOfInterest, crop_matrix, sampling_maps
+
+
+def plain_maps(matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV < 4.11 warpPerspective: W = m6 x + m7 y + m8; X = saturate(round((m0 x + m1 y + m2) * 32 / W))."""
+    inv = np.linalg.inv(matrix)
+    xs = np.arange(size, dtype=np.float64)[None, :]
+    ys = np.arange(size, dtype=np.float64)[:, None]
+    w = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
+    w = np.where(w != 0, 32.0 / np.where(w != 0, w, 1.0), 0.0)
+    x, y = (np.clip(np.rint((inv[r, 0] * xs + inv[r, 1] * ys + inv[r, 2]) * w), -2.0**31, 2.0**31 - 1)
+            .astype(np.int32) for r in (0, 1))
+    map1 = np.stack([np.clip(x >> 5, -32768, 32767), np.clip(y >> 5, -32768, 32767)], axis=-1).astype(np.int16)
+    return map1, ((y & 31) << 5 | (x & 31)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_maps_are_opencvs_old_fixed_point_maps(scale):
+    rng = np.random.default_rng(int(scale))
+    for _ in range(300):
+        x, y = rng.uniform(-500, 2500, 2) * scale
+        roi = RegionOfInterest(x, y, rng.uniform(1, 3000) * scale, rng.uniform(-np.pi, np.pi))
+        for size in (224, 256):
+            matrix = crop_matrix(roi, size)
+            got, want = sampling_maps(matrix, size), plain_maps(matrix, size)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (roi, size)
