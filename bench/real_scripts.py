@@ -8,7 +8,14 @@ real-scripts`` builds ``.bench/scripts``), so OpenCV, NumPy and the drawing code
 and the only difference is the line that imports ``mediapipe``. There is no screen or camera
 here: ``_script_host.py`` plays a video as the camera and saves what ``cv2.imshow`` would show.
 
-    python bench/real_scripts.py --scripts DIR [--python .bench/scripts/bin/python]
+    python bench/real_scripts.py --scripts DIR [--python .bench/scripts/bin/python] [--noise-runs 3]
+
+``--noise-runs N`` measures how far MediaPipe's own output moves when the video changes
+imperceptibly: the video scripts run under MediaPipe again on lossless copies of the video
+(FFV1), first unchanged (which must give MediaPipe's output exactly, or the copy is not
+faithful), then N times with the first frame changed by one grey level on 1% of its pixels.
+Tracking carries any difference forward, so this is the floor under what any other
+implementation can be held to on that video.
 """
 
 from __future__ import annotations
@@ -225,6 +232,34 @@ def compare(script: Script, mp_dir: Path, pp_dir: Path) -> dict:
     return result
 
 
+def lossless_copy(video: Path, out: Path, seed: int) -> Path:
+    """``video`` re-encoded losslessly (FFV1, BGR) as OpenCV decodes it; with ``seed`` > 0, the
+    first frame changed by one grey level, up or down, on 1% of its pixels."""
+    import av
+
+    capture, container = cv2.VideoCapture(str(video)), av.open(str(out), "w")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    stream = None
+    index = 0
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        if index == 0 and seed:
+            rng = np.random.default_rng(seed)
+            chosen = rng.random(bgr.shape[:2]) < 0.01
+            step = rng.choice([-1, 1], size=(int(chosen.sum()), 1))
+            bgr[chosen] = np.clip(bgr[chosen].astype(int) + step, 0, 255).astype(np.uint8)
+        if stream is None:
+            stream = container.add_stream("ffv1", rate=round(fps))
+            stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "bgr0"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
+        index += 1
+    container.mux(stream.encode())
+    container.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scripts", type=Path, required=True, help="folder holding <name>.py for each script")
@@ -237,6 +272,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="names of the scripts to run (default: all)")
     parser.add_argument("--out", type=Path, help="keep each run's folder here (default: a temporary folder)")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--noise-runs", type=int, default=0, help="MediaPipe again on this many imperceptibly "
+                        "changed copies of the video, for the floor of what can match (see above)")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"these runs need the shared data at {SHARED}")
@@ -245,6 +282,9 @@ def main() -> None:
 
     print(describe())
     work = args.out or Path(tempfile.mkdtemp(prefix="posepipe-real-scripts-"))
+    work.mkdir(parents=True, exist_ok=True)
+    copies = [lossless_copy(args.video, work / f"video-copy-{seed}.mkv", seed) for seed in range(args.noise_runs + 1)] \
+        if args.noise_runs else []
     report = {}
     for script in SCRIPTS:
         if args.only and script.name not in args.only:
@@ -264,6 +304,13 @@ def main() -> None:
                                "commit": script.commit, "runs": runs,
                                "compared": compare(script, work / script.name / "mediapipe",
                                                    work / script.name / "posepipe")}
+        if copies and (script.camera or VIDEO in script.inputs.values()):
+            floor = []
+            for seed, copy in enumerate(copies):
+                folder = work / script.name / f"mediapipe-copy-{seed}"
+                run(script, source, args.python, folder, args.timeout, copy)
+                floor.append(compare(script, work / script.name / "mediapipe", folder))
+            report[script.name]["mediapipe_on_copies"] = {"unchanged": floor[0], "first_frame_changed": floor[1:]}
         print(json.dumps({script.name: report[script.name]}, indent=1, ensure_ascii=False), flush=True)
     (work / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     print(f"runs and report in {work}")
