@@ -30,7 +30,7 @@ from posepipe.io import read_image  # noqa: E402
 
 NOTHING = replace(RECIPE, refine_passes=0, candidates=1, duplicate_iou=1.0, fallback_scales=(), fallback_turns=(0,),
                   whole_always=False, box_scales=(1.0,), box_detector=False, flip=False, detector_turns=(),
-                  detector_mirror=False)
+                  detector_mirror=False, agree_within=0.0)
 FALLBACK = {"fallback_scales": RECIPE.fallback_scales, "fallback_turns": RECIPE.fallback_turns}
 # Each technique alone (on top of nothing), the recipe less one of its techniques, the recipe
 # plus one it leaves out; None is the default pipeline.
@@ -55,6 +55,7 @@ BOX_CONFIGURATIONS = {
     "boxes, default": None,
     "boxes, accurate less the detector in the box": replace(RECIPE, box_detector=False),
     "boxes, accurate less box scales": replace(RECIPE, box_scales=(1.0,)),
+    "boxes, accurate less agreeing crops averaged": replace(RECIPE, agree_within=0.0),
     "boxes, accurate (RECIPE)": RECIPE,
 }
 LABELS = {"limb": "limb_joints.json", "coco": "coco_keypoints.json", "posetrack": "posetrack18_keypoints.json",
