@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .errors import ImageError, PosepipeError
 from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, LandmarkOutput, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
-from .models.runtime import BACKENDS, load_model
+from .models.runtime import BACKENDS, DEVICES, check_cuda_provider, load_model
 
 
 @dataclass
@@ -28,6 +29,7 @@ class PoseLandmarkerOptions:
     min_pose_presence_confidence: float = 0.5
     output_segmentation_masks: bool = False
     backend: str = "auto"  # per model, the runtime measured faster on this machine (cached); or name one
+    device: str = "cpu"  # cuda: both models on ONNX Runtime's CUDA provider (onnxruntime-gpu)
     threads: int = 0  # 0: the runtime's default (all cores)
     detector_model: str | Path | None = None  # a BlazePose detector .tflite
     landmark_model: str | Path | None = None  # a BlazePose landmark .tflite (lite, full, heavy) or trained .onnx
@@ -41,6 +43,13 @@ class PoseLandmarkerOptions:
                 raise PosepipeError(f"{name} must be between 0 and 1")
         if self.backend not in BACKENDS:
             raise PosepipeError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if self.device not in DEVICES:
+            raise PosepipeError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.device == "cuda":
+            if self.backend == "litert":
+                raise PosepipeError("the litert backend runs on the CPU only; use device cuda with the onnxruntime "
+                                    "(or auto) backend")
+            check_cuda_provider()
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -91,13 +100,13 @@ class PoseLandmarker:
         self.options = options
         detector_path, landmark_path = resolve_models(options.detector_model, options.landmark_model)
         cache = cache_dir()
-        self.detector = PoseDetector(load_model(detector_path, options.backend, cache, options.threads),
-                                     options.min_pose_detection_confidence)
+        self.detector = PoseDetector(load_model(detector_path, options.backend, cache, options.threads,
+                                                device=options.device), options.min_pose_detection_confidence)
         drop = () if options.output_segmentation_masks else (MASK_OUTPUT,)
         # auto: each model on the runtime measured faster for it on this machine; without masks
         # either runtime runs the landmark model minus its mask decoder (runtime.load_model).
         self.landmark_model = LandmarkModel(load_model(landmark_path, options.backend, cache, options.threads,
-                                                       drop_outputs=drop, signature=SIGNATURE))
+                                                       drop_outputs=drop, signature=SIGNATURE, device=options.device))
         self.times = StageTimes()
         self.recipe = RECIPE  # what accurate=True does (posepipe.accurate.AccurateRecipe)
 
@@ -133,10 +142,51 @@ class PoseLandmarker:
         self.times = StageTimes(detector=t1 - t0)
         if len(detections) == 0:
             return Poses.empty(width, height)
-        rois = [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints[: self.options.num_poses]]
-        poses = self.landmarks_in_rois(image, rois)
+        poses = self.landmarks_in_rois(image, self._rois(detections))
         poses.detections = detections
         return poses
+
+    def _rois(self, detections) -> list[RegionOfInterest]:
+        return [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints[: self.options.num_poses]]
+
+    def detect_many(self, images: Iterable[np.ndarray]) -> list[Poses]:
+        """Poses in each of several RGB images, as :meth:`detect` finds them one at a time, but
+        with the landmark model run once on all the images' crops: one batch, which a GPU needs
+        to be kept busy. Each image is let go once cropped (an iterator of images is read as it
+        goes). Accurate mode runs image by image."""
+        if self.detector is None:
+            raise PosepipeError("this PoseLandmarker is closed")
+        if self.options.accurate:
+            return [self.detect(image) for image in images]
+        times = StageTimes()
+        found = []  # per image: (width, height), detections, rois
+        crops = []
+        for image in images:
+            image = as_rgb_uint8(image)
+            t0 = time.perf_counter()
+            detections = self.detector.detect(image)
+            t1 = time.perf_counter()
+            rois = self._rois(detections) if len(detections) else []
+            if rois:
+                crops.append(self.landmark_model.preprocess(image, rois))
+            found.append(((image.shape[1], image.shape[0]), detections, rois))
+            times.detector += t1 - t0
+            times.landmark_preprocess += time.perf_counter() - t1
+        t0 = time.perf_counter()
+        outputs = self.landmark_model.infer(np.concatenate(crops)) if crops else []
+        t1 = time.perf_counter()
+        results, start = [], 0
+        for size, detections, rois in found:
+            if not rois:
+                results.append(Poses.empty(*size))
+                continue
+            poses = self.poses_from_outputs(select(outputs, list(range(start, start + len(rois)))), rois, size)
+            poses.detections = detections
+            results.append(poses)
+            start += len(rois)
+        times.landmark_model, times.postprocess = t1 - t0, time.perf_counter() - t1
+        self.times = times
+        return results
 
     def _detect_accurately(self, image: np.ndarray) -> Poses:
         t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from .assets import sha256_of
 from .graph import Graph, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
+DEVICES = ("cpu", "cuda")  # cuda: ONNX Runtime's CUDA provider (onnxruntime-gpu)
 # Bump when the emitted ONNX changes, so cached conversions are rebuilt.
 _EMITTER_VERSION = 1
 
@@ -369,6 +370,33 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges
 
 # --------------------------------------------------------------------------- backends
 
+_cuda_libraries_loaded = False
+
+
+def check_cuda_provider() -> None:
+    """A ModelError where this ONNX Runtime has no CUDA provider (the plain onnxruntime package)."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ModelError("device 'cuda' needs onnxruntime-gpu, which is not installed (pip install 'posepipe[gpu]' "
+                         "in an environment without the plain onnxruntime package; see docs/batch.md, GPU)")
+
+
+def cuda_provider() -> str:
+    """The name of ONNX Runtime's CUDA provider, once its CUDA and cuDNN libraries are loaded."""
+    global _cuda_libraries_loaded
+    import onnxruntime as ort
+
+    check_cuda_provider()
+    if not _cuda_libraries_loaded and hasattr(ort, "preload_dlls"):
+        # onnxruntime-gpu's [cuda,cudnn] extra installs CUDA and cuDNN as Python packages, which the
+        # provider finds only once preloaded; where they are missing this looks in the system's
+        # library paths (ORT >= 1.21).
+        ort.preload_dlls()
+        _cuda_libraries_loaded = True
+    return "CUDAExecutionProvider"
+
+
 class OnnxRuntimeModel:
     """An ONNX model in an ONNX Runtime session (CPU, or CUDA where ORT has it)."""
 
@@ -387,13 +415,18 @@ class OnnxRuntimeModel:
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ModelError("device 'cuda' needs onnxruntime-gpu, which is not installed")
-            providers.insert(0, "CUDAExecutionProvider")
+            providers.insert(0, cuda_provider())
+        elif device != "cpu":
+            raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         except Exception as exc:
             raise ModelError(f"ONNX Runtime cannot load {onnx_path}: {str(exc).splitlines()[0]}") from None
+        if device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            # ORT falls back to the CPU with a logged warning when its CUDA library cannot start;
+            # a user who asked for the GPU is told instead.
+            raise ModelError("device 'cuda': ONNX Runtime could not start its CUDA provider (no NVIDIA GPU here, "
+                             "or the CUDA and cuDNN libraries its build needs are missing; see docs/batch.md, GPU)")
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_size = (int(inp.shape[2]), int(inp.shape[3]))
@@ -462,20 +495,27 @@ def _check_tflite(path: Path) -> None:
 
 def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: int = 0,
                onnx_path: str | Path | None = None, drop_outputs: tuple[int, ...] = (),
-               signature: Signature | None = None) -> Model:
+               signature: Signature | None = None, device: str = "cpu") -> Model:
     """Open a model for inference: a ``.tflite`` (imported, or run by LiteRT) or an ``.onnx``
     file (a trained model; ONNX Runtime only). ``onnx_path`` overrides the converted file.
 
     ``drop_outputs``: outputs the caller does not need. Either runtime then runs a network
     without the branches that compute them.
     ``signature``: the tensors an ``.onnx`` file must have, checked before it runs.
+    ``device``: ``cuda`` runs the model on ONNX Runtime's CUDA provider (``auto`` is then
+    ONNX Runtime: LiteRT runs on the CPU only).
     """
     model_path = Path(model_path)
     onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
     if not onnx_file:
         _check_tflite(model_path)
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and backend == "litert":
+        raise ModelError("the litert backend runs on the CPU only; use --device cuda with the onnxruntime "
+                         "(or auto) backend")
     if backend == "auto":
-        if onnx_file or not litert_available():
+        if device == "cuda" or onnx_file or not litert_available():
             backend = "onnxruntime"
         else:
             # Which runtime is faster depends on the CPU, the threads and the model (without
@@ -495,9 +535,10 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             proto = read_onnx(onnx_file, signature)
             if drop_outputs:
                 cut = onnx_without_outputs(onnx_file, cache_dir, drop_outputs, proto)
-                return OnnxRuntimeModel(cut, threads, dropped=drop_outputs)
-            return OnnxRuntimeModel(onnx_file, threads)
-        return OnnxRuntimeModel(onnx_path_for(model_path, cache_dir, drop_outputs), threads, dropped=drop_outputs)
+                return OnnxRuntimeModel(cut, threads, device, dropped=drop_outputs)
+            return OnnxRuntimeModel(onnx_file, threads, device)
+        return OnnxRuntimeModel(onnx_path_for(model_path, cache_dir, drop_outputs), threads, device,
+                                dropped=drop_outputs)
     if backend == "litert":
         if drop_outputs:
             return LiteRTModel(tflite_without_outputs(model_path, cache_dir, drop_outputs), threads,
