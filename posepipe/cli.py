@@ -39,14 +39,20 @@ def model_options(f):
     return f
 
 
+# The commands that go through many photos or frames take it; webcam's --device is its camera.
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+    help="cuda: both models on an NVIDIA GPU through ONNX Runtime (pip install 'posepipe[gpu]'; docs/batch.md).")
+
+
 def _landmarker_options(opts: dict, masks: bool = False):
     from .pipeline import PoseLandmarkerOptions
 
     return PoseLandmarkerOptions(
         num_poses=opts["num_poses"], min_pose_detection_confidence=opts["min_detection_confidence"],
         min_pose_presence_confidence=opts["min_presence_confidence"], backend=opts["backend"],
-        threads=opts["threads"], detector_model=opts["detector_model"], landmark_model=opts["landmark_model"],
-        output_segmentation_masks=masks, accurate=opts["accurate"])
+        device=opts.get("device", "cpu"), threads=opts["threads"], detector_model=opts["detector_model"],
+        landmark_model=opts["landmark_model"], output_segmentation_masks=masks, accurate=opts["accurate"])
 
 
 def _landmarker(opts: dict, masks: bool = False):
@@ -121,6 +127,7 @@ def process_images(paths: list[str], output: str | None, overlay: str | None, op
                    '"boxes": [[x, y, w, h], ...]} in pixels, matched to the inputs by file name; one pose per '
                    'box where one is present, with its "box_index".')
 @model_options
+@device_option
 def image(paths, output, overlay, boxes_path, **opts):
     """Find poses in image files or folders of images; one JSON line per image."""
     failures = process_images(list(paths), output, overlay, opts, boxes_path)
@@ -285,6 +292,7 @@ def output_options(f):
 @click.option("--fps", default=30.0, show_default=True, help="Frame rate of an image sequence.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @model_options
+@device_option
 def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps, no_progress, **opts):
     """Track poses through a video file, stream URL, image folder or glob ("frames/*.jpg")."""
     from .video.sources import open_source
@@ -301,7 +309,8 @@ def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Dataset folder: poses/part-*.parquet, sources.parquet, batch.json.")
 @click.option("--workers", type=click.IntRange(min=1),
-              help="Processes, each with its own models (default: one per core; Ray: as many as fit).")
+              help="Processes, each with its own models (default: one per core, with --device cuda one per "
+                   "GPU; Ray: as many as fit).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", help="A Ray cluster's address (default: start Ray on this machine).")
 @click.option("--overwrite", is_flag=True, help="Start over: remove the folder's dataset first.")
@@ -311,6 +320,7 @@ def video(source, output, overlay, csv_path, parquet_path, smooth, zero_lag, fps
               help="Videos: instead of the live filter, a zero-lag Butterworth low-pass at HZ.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @model_options
+@device_option
 def batch(inputs, out_dir, workers, engine, address, overwrite, smooth, zero_lag, no_progress, **opts):
     """Photos and videos, any number, into one Parquet dataset; resumable (run it again to finish).
 

@@ -26,8 +26,8 @@ Result = TypeVar("Result")
 
 def landmarker_count(options: PoseLandmarkerOptions, photos: int) -> int:
     """One-thread landmarkers to open: one per core, no more than there are photos; one
-    landmarker (on the threads asked for) where a thread count was given."""
-    if options.threads:
+    landmarker (on the threads asked for) where a thread count was given, or on a GPU."""
+    if options.threads or options.device == "cuda":
         return 1
     return max(1, min(cpu_info().usable_cores, photos))
 

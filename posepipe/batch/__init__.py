@@ -68,9 +68,9 @@ def run_batch(inputs: Iterable[str], out: str | Path, options: BatchOptions | No
         plan = make_plan(inputs, dataset.finished_sources(), photos_per_chunk)
         with BatchProgress(progress, plan.sources, plan.finished, plan.frames) as bar:
             if plan.units and engine == "local":
-                from .local import cores, run_local
+                from .local import default_workers, run_local
 
-                run_local(plan.units, dataset, options, workers or cores(), bar.record)
+                run_local(plan.units, dataset, options, workers or default_workers(options.device), bar.record)
             elif plan.units:
                 from .ray_engine import run_ray
 

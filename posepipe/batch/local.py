@@ -2,12 +2,17 @@
 
 The parent plans, hands out units a few at a time (so memory does not grow with the number
 of inputs) and alone commits what comes back. Workers ignore Ctrl-C: the parent stops them.
+
+On CPUs a worker runs per core. With ``device="cuda"`` a worker runs per GPU, each worker
+seeing only its own GPU (``CUDA_VISIBLE_DEVICES``), with the cores shared out among them for
+decoding and cropping.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import subprocess
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +35,25 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA names them: ``CUDA_VISIBLE_DEVICES`` where set,
+    else those ``nvidia-smi -L`` lists; none where neither says."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [name.strip() for name in visible.split(",") if name.strip() and name.strip() != "-1"]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(line for line in listing.splitlines() if line.startswith("GPU "))]
+
+
+def default_workers(device: str) -> int:
+    """A worker per core, or with cuda a worker per GPU (one where none is found: ONNX Runtime
+    then says what is missing)."""
+    return max(1, len(gpus())) if device == "cuda" else cores()
+
+
 def threads_per_worker(workers: int, threads: int = 0) -> int:
     """The runtimes' threads in each worker, so that workers × threads ≈ cores."""
     return threads or max(1, cores() // workers)
@@ -37,7 +61,15 @@ def threads_per_worker(workers: int, threads: int = 0) -> int:
 
 def _start(workers: int, options: BatchOptions, threads: int) -> ProcessPoolExecutor:
     # spawn: a fresh interpreter per worker, never a fork of a parent holding threads (progress bar)
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=start_worker)
+    context = multiprocessing.get_context("spawn")
+    devices, names = None, gpus() if options.device == "cuda" else []
+    if names:
+        # Each worker takes one GPU from the queue as it starts, before CUDA is loaded; more
+        # workers than GPUs (--workers) share them in turn.
+        devices = context.Queue()
+        for index in range(workers):
+            devices.put(names[index % len(names)])
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(devices,))
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -10,6 +10,8 @@
 * The driver alone commits, by the same rename as the local engine's, to a name made from
   the sources: a worker lost mid-run is retried by Ray, its attempt's file is debris, and
   a source can never be committed twice.
+
+With ``device="cuda"`` every actor and video task asks Ray for a GPU of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..errors import PosepipeError
 from .dataset import BatchDir, PartWriter, pose_schema, status_schema
 from .options import BatchOptions
 from .plan import Source, Unit, unit_key
-from .work import Outcome, landmarker, lost, pose_photo, run_unit
+from .work import Outcome, landmarker, lost, pose_photos, run_unit
 
 VIDEO_RETRIES = 3  # attempts after a lost worker (killed, out of memory, node gone)
 VIDEOS_IN_FLIGHT_PER_WORKER = 2
@@ -67,13 +69,23 @@ class PhotoPoser:
     def __call__(self, batch):
         import pyarrow as pa
 
-        rows = []
-        for name, path in zip(batch.column("name").to_pylist(), batch.column("path").to_pylist()):
-            collected = _Collected()
-            status = pose_photo(Source(name, path, "image"), collected, self.model)
-            rows.append(status | {"rows": collected.ipc()})
+        sources = [Source(name, path, "image") for name, path in
+                   zip(batch.column("name").to_pylist(), batch.column("path").to_pylist())]
+        collected = {source.name: _Collected() for source in sources}
+        statuses = pose_photos(sources, _ByPhoto(collected), self.model)
+        rows = [status | {"rows": collected[status["source"]].ipc()} for status in statuses]
         # Typed, so that a batch whose errors or rows are all empty has the columns of any other.
         return pa.Table.from_pylist(rows, schema=status_schema().append(pa.field("rows", pa.binary())))
+
+
+class _ByPhoto:
+    """A writer that keeps each photo's rows apart."""
+
+    def __init__(self, collected: dict[str, "_Collected"]):
+        self.collected = collected
+
+    def write(self, source: str, frame: int, timestamp_ms: float, poses) -> None:
+        self.collected[source].write(source, frame, timestamp_ms, poses)
 
 
 class _Collected:
@@ -139,6 +151,21 @@ def _result(ray, ref, unit: Unit, dataset: BatchDir) -> Outcome:
         return lost(unit, dataset)
 
 
+def worker_resources(options: BatchOptions, threads: int) -> dict:
+    """What each photo actor and video task asks Ray for: its CPUs, and with cuda a GPU of its
+    own (Ray then shows it that GPU only)."""
+    return {"num_cpus": threads, "num_gpus": 1} if options.device == "cuda" else {"num_cpus": threads}
+
+
+def worker_slots(cluster: dict, resources: dict) -> int:
+    """How many workers asking for ``resources`` the cluster (``ray.cluster_resources()``) holds."""
+    if resources.get("num_gpus"):
+        if not cluster.get("GPU"):
+            raise PosepipeError("device cuda: the Ray cluster has no GPUs")
+        return max(1, int(cluster["GPU"] // resources["num_gpus"]))
+    return max(1, int(cluster.get("CPU", 1)) // resources["num_cpus"])
+
+
 def run_ray(units: list[Unit], dataset: BatchDir, options: BatchOptions, workers: int | None, address: str | None,
             on_done: Callable[[Outcome], None]) -> None:
     ray = _ray(address)
@@ -146,10 +173,11 @@ def run_ray(units: list[Unit], dataset: BatchDir, options: BatchOptions, workers
     running: dict = {}  # video task → its unit
     try:
         threads = options.threads or 1  # a Ray worker is one CPU; more workers fit that way
-        slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        resources = worker_resources(options, threads)
+        slots = worker_slots(ray.cluster_resources(), resources)
         workers = min(workers or slots, slots)
         staging = str(dataset.staging.resolve())
-        track = ray.remote(num_cpus=threads, max_retries=VIDEO_RETRIES)(_track_video)
+        track = ray.remote(max_retries=VIDEO_RETRIES, **resources)(_track_video)
         videos = iter([u for u in units if u.kind == "video"])
 
         def submit_videos() -> None:
@@ -172,7 +200,7 @@ def run_ray(units: list[Unit], dataset: BatchDir, options: BatchOptions, workers
             chunks = sum(u.kind == "image" for u in units)  # a block per chunk: a chunk is one actor call
             poses = ray.data.from_items(photos, override_num_blocks=chunks).map_batches(
                 PhotoPoser, fn_constructor_kwargs={"options": options, "threads": threads}, batch_size=None,
-                batch_format="pyarrow", num_cpus=threads,
+                batch_format="pyarrow", **resources,
                 # Ray Data restarts a lost actor and runs its batch again (max_restarts=-1 by default).
                 compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
             committed: set[str] = set()

@@ -7,6 +7,7 @@ A worker process holds one set of models, made on its first unit and kept for th
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -39,11 +40,14 @@ class Outcome:
         return sum(s["status"] == "error" for s in self.statuses)
 
 
-def start_worker() -> None:
+def start_worker(devices=None) -> None:
     """A local worker's start: Ctrl-C is the parent's to handle (it stops the workers itself).
     The models come with the first unit, so a model that fails to load is that unit's error,
-    which stops the run in one sentence, not a broken pool."""
+    which stops the run in one sentence, not a broken pool. ``devices``: a queue of GPUs, one
+    of which becomes this worker's only visible GPU."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
 
 
 def landmarker(options: BatchOptions, threads: int) -> PoseLandmarker:
@@ -95,7 +99,7 @@ def run_unit(unit: Unit, staged: str, options: BatchOptions, threads: int) -> Ou
         if unit.kind == "video":
             statuses = [_video(unit.sources[0], writer, model, options)]
         else:
-            statuses = [pose_photo(source, writer, model) for source in unit.sources]
+            statuses = pose_photos(unit.sources, writer, model)
     except BaseException:
         writer.abandon()
         raise
@@ -112,6 +116,37 @@ def pose_photo(source: Source, writer, model: PoseLandmarker) -> dict:
         return status_row(source.name, "image", 0, 0, time.perf_counter() - start, _sentence(exc))
     writer.write(source.name, 0, 0.0, poses)
     return status_row(source.name, "image", 1, len(poses), time.perf_counter() - start)
+
+
+def pose_photos(sources: tuple[Source, ...] | list[Source], writer, model: PoseLandmarker) -> list[dict]:
+    """A chunk's photos, the landmark model run once on all their crops (``detect_many``: what a
+    GPU needs; on CPUs as fast as photo by photo, or faster); their status rows. Each photo's
+    seconds are its share of the chunk's time. Should the chunk fail as a whole (a photo too large
+    for memory), it runs again photo by photo, so each failure is its own photo's."""
+    start = time.perf_counter()
+    unreadable: dict[int, str] = {}
+
+    def readable():
+        for index, source in enumerate(sources):
+            try:
+                yield read_image(source.path)
+            except Exception as exc:  # noqa: BLE001 - an input's failure is its status, never the run's
+                unreadable[index] = _sentence(exc)
+
+    try:
+        found = iter(model.detect_many(readable()))
+    except Exception:  # noqa: BLE001 - one photo's failure must stay that photo's
+        return [pose_photo(source, writer, model) for source in sources]
+    seconds = (time.perf_counter() - start) / max(1, len(sources))
+    statuses = []
+    for index, source in enumerate(sources):
+        if index in unreadable:
+            statuses.append(status_row(source.name, "image", 0, 0, seconds, unreadable[index]))
+            continue
+        poses = next(found)
+        writer.write(source.name, 0, 0.0, poses)
+        statuses.append(status_row(source.name, "image", 1, len(poses), seconds))
+    return statuses
 
 
 class _Counted:
