@@ -180,7 +180,7 @@ def measure_device(args, env: dict) -> None:
         image = read_image(path)
         detections = finder.detector.detect(image)
         if len(detections):
-            crops.append(finder.landmark_model.preprocess(image, finder._rois(detections)))
+            crops.append(finder.landmark_model.preprocess(image, finder.rois_of(detections)))
     crops = np.concatenate(crops)
     rates = {device: crops_per_second(device, crops) for device in ("cpu", args.device)}
     with tempfile.TemporaryDirectory() as tmp:

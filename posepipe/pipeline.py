@@ -142,11 +142,12 @@ class PoseLandmarker:
         self.times = StageTimes(detector=t1 - t0)
         if len(detections) == 0:
             return Poses.empty(width, height)
-        poses = self.landmarks_in_rois(image, self._rois(detections))
+        poses = self.landmarks_in_rois(image, self.rois_of(detections))
         poses.detections = detections
         return poses
 
-    def _rois(self, detections) -> list[RegionOfInterest]:
+    def rois_of(self, detections) -> list[RegionOfInterest]:
+        """The crops of the first ``num_poses`` detected people, as MediaPipe aligns them."""
         return [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints[: self.options.num_poses]]
 
     def detect_many(self, images: Iterable[np.ndarray]) -> list[Poses]:
@@ -166,7 +167,7 @@ class PoseLandmarker:
             t0 = time.perf_counter()
             detections = self.detector.detect(image)
             t1 = time.perf_counter()
-            rois = self._rois(detections) if len(detections) else []
+            rois = self.rois_of(detections)
             if rois:
                 crops.append(self.landmark_model.preprocess(image, rois))
             found.append(((image.shape[1], image.shape[0]), detections, rois))
