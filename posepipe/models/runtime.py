@@ -512,7 +512,7 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     if device not in DEVICES:
         raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device == "cuda" and backend == "litert":
-        raise ModelError("the litert backend runs on the CPU only; use --device cuda with the onnxruntime "
+        raise ModelError("the litert backend runs on the CPU only; use device cuda with the onnxruntime "
                          "(or auto) backend")
     if backend == "auto":
         if device == "cuda" or onnx_file or not litert_available():
