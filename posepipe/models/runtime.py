@@ -7,7 +7,8 @@
   ai-edge-litert is missing or the model is an ``.onnx`` file.
 * ``onnxruntime``: the imported :class:`~posepipe.models.graph.Graph` emitted as ONNX with
   a dynamic batch dimension. The same file runs on GPUs through ORT's CUDA provider.
-* ``litert``: the original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK).
+* ``litert``: the ``.tflite`` in ai-edge-litert's interpreter (XNNPACK), cut to the outputs
+  the caller needs.
 
 A model given as an ``.onnx`` file (a trained landmark model) runs on ONNX Runtime as it is.
 """
@@ -442,7 +443,8 @@ class OnnxRuntimeModel:
 
 
 class LiteRTModel:
-    """The original ``.tflite`` in ai-edge-litert's interpreter (XNNPACK on CPU)."""
+    """A ``.tflite`` in ai-edge-litert's interpreter (XNNPACK on CPU); ``dropped``: the original
+    model's outputs the file was cut without (``tflite_without_outputs``), given back as None."""
 
     def __init__(self, tflite_path: str | Path, threads: int = 0, dropped: tuple[int, ...] = ()):
         try:
@@ -519,7 +521,7 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
             backend = "onnxruntime"
         else:
             # Which runtime is faster depends on the CPU, the threads and the model (without
-            # its mask decoder the landmark model is another network for ONNX Runtime): measured
+            # its mask decoder the landmark model is another network): measured
             # here on first use, cached per machine (backend_choice).
             from .backend_choice import choice_key, choose
 
