@@ -17,7 +17,7 @@ from .errors import ImageError, PosepipeError
 from .landmarks import MASK_OUTPUT, SIGNATURE, LandmarkModel, LandmarkOutput, select
 from .results import Poses
 from .roi import RegionOfInterest, roi_from_alignment_points
-from .models.runtime import BACKENDS, DEVICES, check_cuda_provider, load_model
+from .models.runtime import BACKENDS, check_cuda_provider, check_device, load_model
 
 
 @dataclass
@@ -43,12 +43,8 @@ class PoseLandmarkerOptions:
                 raise PosepipeError(f"{name} must be between 0 and 1")
         if self.backend not in BACKENDS:
             raise PosepipeError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if self.device not in DEVICES:
-            raise PosepipeError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        check_device(self.device, self.backend)
         if self.device == "cuda":
-            if self.backend == "litert":
-                raise PosepipeError("the litert backend runs on the CPU only; use device cuda with the onnxruntime "
-                                    "(or auto) backend")
             check_cuda_provider()
 
 

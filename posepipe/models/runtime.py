@@ -374,6 +374,15 @@ def quantize_int8(onnx_file: Path, target: Path, calibration: np.ndarray, ranges
 _cuda_libraries_loaded = False
 
 
+def check_device(device: str, backend: str) -> None:
+    """A ModelError for a device that is unknown, or that the backend cannot run on."""
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and backend == "litert":
+        raise ModelError("the litert backend runs on the CPU only; use device cuda with the onnxruntime "
+                         "(or auto) backend")
+
+
 def check_cuda_provider() -> None:
     """A ModelError where this ONNX Runtime has no CUDA provider (the plain onnxruntime package)."""
     import onnxruntime as ort
@@ -415,10 +424,9 @@ class OnnxRuntimeModel:
         opts.add_session_config_entry("session.force_spinning_stop", "1")
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
+        check_device(device, "onnxruntime")
         if device == "cuda":
             providers.insert(0, cuda_provider())
-        elif device != "cpu":
-            raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
         except Exception as exc:
@@ -511,11 +519,7 @@ def load_model(model_path: str | Path, backend: str, cache_dir: Path, threads: i
     onnx_file = Path(onnx_path) if onnx_path else model_path if is_onnx_file(model_path) else None
     if not onnx_file:
         _check_tflite(model_path)
-    if device not in DEVICES:
-        raise ModelError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "cuda" and backend == "litert":
-        raise ModelError("the litert backend runs on the CPU only; use device cuda with the onnxruntime "
-                         "(or auto) backend")
+    check_device(device, backend)
     if backend == "auto":
         if device == "cuda" or onnx_file or not litert_available():
             backend = "onnxruntime"
