@@ -35,6 +35,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _perturb import perturbed
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -245,11 +246,8 @@ def lossless_copy(video: Path, out: Path, seed: int) -> Path:
         ok, bgr = capture.read()
         if not ok:
             break
-        if index == 0 and seed:
-            rng = np.random.default_rng(seed)
-            chosen = rng.random(bgr.shape[:2]) < 0.01
-            step = rng.choice([-1, 1], size=(int(chosen.sum()), 1))
-            bgr[chosen] = np.clip(bgr[chosen].astype(int) + step, 0, 255).astype(np.uint8)
+        if index == 0:
+            bgr = perturbed(bgr, seed)
         if stream is None:
             stream = container.add_stream("ffv1", rate=round(fps))
             stream.width, stream.height, stream.pix_fmt = bgr.shape[1], bgr.shape[0], "bgr0"

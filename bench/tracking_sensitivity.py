@@ -21,25 +21,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _perturb import perturbed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 STREET = ROOT.parent / "shared" / "data" / "video" / "street_720p_205f.avi"
 
-# Shared by both sides: run 0 is the video as decoded, run k > 0 changes frame 0 with seed k.
-PERTURB = r"""
-import numpy as np
-
-def perturbed(frame, run):
-    if run == 0:
-        return frame
-    rng = np.random.default_rng(run)
-    out = frame.copy()
-    chosen = rng.random(out.shape[:2]) < 0.01
-    step = rng.choice([-1, 1], size=(int(chosen.sum()), 1))
-    out[chosen] = np.clip(out[chosen].astype(int) + step, 0, 255).astype(np.uint8)
-    return out
-"""
+# Shared by both sides (MediaPipe's environment runs it as text): run 0 is the video as
+# decoded, run k > 0 changes frame 0 with seed k.
+PERTURB = Path(__file__).with_name("_perturb.py").read_text()
 
 MEDIAPIPE_SCRIPT = PERTURB + r"""
 import json, sys
@@ -57,13 +47,11 @@ print(json.dumps(lost))
 def posepipe_losses(frames: np.ndarray, runs: int, backend: str) -> list[list[int]]:
     from posepipe.video.tracking import PoseTracker
 
-    namespace: dict = {}
-    exec(PERTURB, namespace)
     lost = []
     for run in range(runs):
         with PoseTracker(smooth=True, backend=backend) as tracker:
             lost.append([i for i, frame in enumerate(frames)
-                         if not len(tracker.process(namespace["perturbed"](frame, run) if i == 0 else frame, (i + 1) * 33.333))])
+                         if not len(tracker.process(perturbed(frame, run) if i == 0 else frame, (i + 1) * 33.333))])
     return lost
 
 
