@@ -4,7 +4,8 @@ timed as a subprocess from start to exit.
 * against a MediaPipe 0.10.21 loop over the same files in one process, as users write it
   (``Pose(static_image_mode=True)`` for the photos, a tracking ``Pose`` per video, OpenCV
   decoding, one JSON line per picture or frame with the landmarks and world landmarks);
-* 2 workers against 1 (the local engine);
+* 2 workers against 1 (the local engine), a worker being one core (``--threads 1``), and one
+  worker given every core for comparison;
 * the Ray engine against the local engine: Ray started by the command, and a one-node Ray
   cluster already running (started by this script, on loopback);
 * peak memory of the whole process tree (the sum of its processes' resident memory, sampled
@@ -245,7 +246,10 @@ def main() -> None:
         commands = {
             "mediapipe": ([args.mediapipe_python, "-c", MEDIAPIPE_LOOP, str(listing), str(tmp / "mp.jsonl")], mp_env),
             "batch 2 workers": (batch(str(tmp / "inputs"), 2), env),
-            "batch 1 worker": (batch(str(tmp / "inputs"), 1), env),
+            # A worker is one core, as a Ray worker is: 2 workers against 1 is then the engine's scaling.
+            "batch 1 worker": (batch(str(tmp / "inputs"), 1, "--threads", "1"), env),
+            # One worker given every core (its default): how far the models' own threads go instead.
+            "batch 1 worker, all cores": (batch(str(tmp / "inputs"), 1), env),
         }
         cluster = None
         if not args.no_ray:
@@ -283,14 +287,16 @@ def main() -> None:
     print("| command | s | pictures/s | vs MediaPipe | runs (s) |")
     print("|---|---:|---:|---:|---|")
     labels = {"mediapipe": "MediaPipe 0.10.21 loop, one process", "batch 2 workers": "posepipe batch --workers 2",
-              "batch 1 worker": "posepipe batch --workers 1",
+              "batch 1 worker": "posepipe batch --workers 1 --threads 1",
+              "batch 1 worker, all cores": f"posepipe batch --workers 1 (--threads {os.cpu_count()})",
               "batch --engine ray": "posepipe batch --engine ray --workers 2 (starts Ray)",
               "batch --engine ray --address": "posepipe batch --engine ray --address (Ray running)"}
     for name in commands:
         runs = ", ".join(f"{t:.1f}" for t in times[name])
         print(f"| {labels[name]} | {med[name]:.1f} | {frames / med[name]:.1f} | "
               f"{med['mediapipe'] / med[name]:.2f}x | {runs} |")
-    print(f"2 workers against 1: {med['batch 1 worker'] / med['batch 2 workers']:.2f}x")
+    print(f"2 workers against 1: {med['batch 1 worker'] / med['batch 2 workers']:.2f}x a core each, "
+          f"{med['batch 1 worker, all cores'] / med['batch 2 workers']:.2f}x against one worker on every core")
     if "batch --engine ray" in med:
         print(f"Ray engine against the local engine: {med['batch 2 workers'] / med['batch --engine ray']:.2f}x "
               f"starting Ray, {med['batch 2 workers'] / med['batch --engine ray --address']:.2f}x on Ray running")

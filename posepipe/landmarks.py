@@ -116,8 +116,15 @@ class LandmarkModel:
         self.model = model
 
     def preprocess(self, image: np.ndarray, rois: list[RegionOfInterest]) -> np.ndarray:
-        batch = np.empty((len(rois), 3, INPUT_SIZE, INPUT_SIZE), np.float32)
-        for slot, roi in zip(batch, rois):  # one pass per crop: HWC uint8 → CHW float in [0, 1]
+        """The crops as an (N, 3, S, S) float batch in [0, 1]. Its memory is laid out as the
+        runtime reads its input (LiteRT: channels last, ``channels_last``), so that neither
+        this nor the runtime copies it through a transpose (a third of a millisecond a crop)."""
+        channels_last = getattr(self.model, "channels_last", False)
+        if channels_last:
+            batch = np.empty((len(rois), INPUT_SIZE, INPUT_SIZE, 3), np.float32).transpose(0, 3, 1, 2)
+        else:
+            batch = np.empty((len(rois), 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+        for slot, roi in zip(batch, rois):  # one pass per crop: HWC uint8 → float in [0, 1]
             np.multiply(warp_crop(image, roi, INPUT_SIZE).transpose(2, 0, 1), np.float32(1 / 255), out=slot)
         return batch
 

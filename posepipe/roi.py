@@ -14,6 +14,7 @@ ImageToTensorCalculator: ``boxPoints`` → ``getPerspectiveTransform``), so a te
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -105,7 +106,31 @@ def _tensor_axis(tensor_size: int) -> np.ndarray:
     return np.arange(tensor_size, dtype=np.float64)
 
 
-def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.ndarray]:
+class _MapBuffers:
+    """One thread's work arrays for :func:`sampling_maps`, kept from crop to crop: fresh arrays
+    this size come from mmap, and their page faults cost more than the arithmetic (about 1.5
+    against 0.4 ms a crop)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.w = np.empty((size, size), np.float64)
+        self.fixed = np.empty((2, size, size), np.float64)
+        self.coords = np.empty((2, size, size), np.int32)
+        self.map1 = np.empty((size, size, 2), np.int16)
+        self.map2 = np.empty((size, size), np.uint16)
+
+
+_buffers = threading.local()
+
+
+def _map_buffers(size: int) -> _MapBuffers:
+    buffers = getattr(_buffers, "maps", None)
+    if buffers is None or buffers.size != size:
+        buffers = _buffers.maps = _MapBuffers(size)
+    return buffers
+
+
+def sampling_maps(matrix: np.ndarray, tensor_size: int, reuse: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Fixed-point ``cv2.remap`` maps for an image → tensor perspective matrix.
 
     OpenCV before 4.11 (the one built into MediaPipe) rounded every source coordinate to
@@ -114,46 +139,54 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int) -> tuple[np.ndarray, np.
     pixels, so we rebuild the old sampling: integer coordinates in ``map1``, the 1/32
     fractions as a table index in ``map2`` (remap then uses the same integer weights).
     This runs once per person per frame, on the tracking loop's critical path, hence the
-    outer sums, the in-place arithmetic and the clipping only where a value is out of range.
+    outer sums, the in-place arithmetic in this thread's kept arrays, and the ranges checked
+    on the grid's corners. ``reuse``: return the kept maps themselves, valid until this
+    thread's next call (for a caller that uses them at once).
     """
+    buffers = _map_buffers(tensor_size)
     inv = np.linalg.inv(matrix)
     axis = _tensor_axis(tensor_size)
     # OpenCV's order of operations, (m0 * x + m1 * y) + m2, so that the rounding is the same;
     # the outer sum of the y column and the x row adds the same two products (a + b == b + a).
-    w = np.add.outer(inv[2, 1] * axis, inv[2, 0] * axis)
+    w = np.add.outer(inv[2, 1] * axis, inv[2, 0] * axis, out=buffers.w)
     w += inv[2, 2]
-    zero = w == 0
-    if zero.any():
-        w[zero] = np.inf  # 32 / inf = 0: OpenCV's W ? 32 / W : 0
+    # Where w keeps one sign over the grid, x / w and y / w are extreme at its corners, so the
+    # corners say whether anything needs clipping (the usual case: nothing does).
+    corners_w = w[[0, 0, -1, -1], [0, -1, 0, -1]]
+    one_sign = bool((corners_w > 0).all() or (corners_w < 0).all())
+    if not one_sign:
+        zero = w == 0
+        if zero.any():
+            w[zero] = np.inf  # 32 / inf = 0: OpenCV's W ? 32 / W : 0
     np.divide(32.0, w, out=w)
-    coords = []
+    fixed, coords, map1, map2 = buffers.fixed, buffers.coords, buffers.map1, buffers.map2
     for row in (0, 1):
-        c = np.add.outer(inv[row, 1] * axis, inv[row, 0] * axis)
+        c = np.add.outer(inv[row, 1] * axis, inv[row, 0] * axis, out=fixed[row])
         c += inv[row, 2]
         c *= w
-        np.rint(c, out=c)
-        if c.min() < -2.0**31 or c.max() > 2.0**31 - 1:  # only a crop far outside the image
-            np.clip(c, -2.0**31, 2.0**31 - 1, out=c)
-        coords.append(c.astype(np.int32))
+    np.rint(fixed, out=fixed)
+    corners = fixed[:, [0, 0, -1, -1], [0, -1, 0, -1]]
+    # 32 px short of int16's range: rounding may put an inner point an ulp past the corners.
+    clip = not one_sign or np.abs(corners).max() >= (32767 - 32) * 32
+    if clip:  # only a crop far outside the image
+        np.clip(fixed, -2.0**31, 2.0**31 - 1, out=fixed)
+    np.copyto(coords, fixed, casting="unsafe")  # whole numbers already: the cast is exact
+    for k in (0, 1):
+        whole = coords[k] >> 5 if clip else np.right_shift(coords[k], 5, out=map1[..., k], casting="unsafe")
+        if clip:
+            np.copyto(map1[..., k], np.clip(whole, -32768, 32767), casting="unsafe")
+    coords &= 31
     x, y = coords
-    map1 = np.empty((tensor_size, tensor_size, 2), np.int16)
-    for k, c in enumerate((x, y)):
-        whole = c >> 5
-        if whole.min() < -32768 or whole.max() > 32767:
-            np.clip(whole, -32768, 32767, out=whole)
-        map1[..., k] = whole
-    y &= 31
     y <<= 5
-    x &= 31
-    y |= x
-    return map1, y.astype(np.uint16)
+    np.bitwise_or(y, x, out=map2, casting="unsafe")  # under 1024: fits
+    return (map1, map2) if reuse else (map1.copy(), map2.copy())
 
 
 def warp_crop(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:
     """Crop ``roi`` out of an RGB uint8 image into an (S, S, 3) uint8 picture, sampled
     bilinearly on the uint8 image as MediaPipe's OpenCV converter does."""
     mode = cv2.BORDER_REPLICATE if border == "replicate" else cv2.BORDER_CONSTANT
-    map1, map2 = sampling_maps(crop_matrix(roi, tensor_size), tensor_size)
+    map1, map2 = sampling_maps(crop_matrix(roi, tensor_size), tensor_size, reuse=True)
     return cv2.remap(image, map1, map2, cv2.INTER_LINEAR, borderMode=mode, borderValue=0)
 
 

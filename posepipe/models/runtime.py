@@ -454,6 +454,8 @@ class LiteRTModel:
     """A ``.tflite`` in ai-edge-litert's interpreter (XNNPACK on CPU); ``dropped``: the original
     model's outputs the file was cut without (``tflite_without_outputs``), given back as None."""
 
+    channels_last = True  # its input is NHWC: a batch laid out so copies straight in (LandmarkModel.preprocess)
+
     def __init__(self, tflite_path: str | Path, threads: int = 0, dropped: tuple[int, ...] = ()):
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -472,8 +474,9 @@ class LiteRTModel:
         """The outputs in the original model's order; a dropped output is None."""
         runs = []
         for item in np.asarray(batch, np.float32):
-            # NCHW -> NHWC straight into the interpreter's input (set_tensor would copy a copy);
-            # the view is gone before invoke, as LiteRT requires.
+            # NCHW -> NHWC straight into the interpreter's input (set_tensor would copy a copy), a
+            # plain copy when the batch's memory is channels last; the view is gone before
+            # invoke, as LiteRT requires.
             self.interpreter.tensor(self.input_index)()[0] = item.transpose(1, 2, 0)
             self.interpreter.invoke()
             runs.append([self.interpreter.get_tensor(out["index"]) for out in self.outputs])  # copies
