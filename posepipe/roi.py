@@ -154,10 +154,9 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int, reuse: bool = False) -> 
     # corners say whether anything needs clipping (the usual case: nothing does).
     corners_w = w[[0, 0, -1, -1], [0, -1, 0, -1]]
     one_sign = bool((corners_w > 0).all() or (corners_w < 0).all())
-    if not one_sign:
-        zero = w == 0
-        if zero.any():
-            w[zero] = np.inf  # 32 / inf = 0: OpenCV's W ? 32 / W : 0
+    zero = w == 0
+    if zero.any():
+        w[zero] = np.inf  # 32 / inf = 0: OpenCV's W ? 32 / W : 0
     np.divide(32.0, w, out=w)
     fixed, coords, map1, map2 = buffers.fixed, buffers.coords, buffers.map1, buffers.map2
     for row in (0, 1):
@@ -171,10 +170,11 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int, reuse: bool = False) -> 
     if clip:  # only a crop far outside the image
         np.clip(fixed, -2.0**31, 2.0**31 - 1, out=fixed)
     np.copyto(coords, fixed, casting="unsafe")  # whole numbers already: the cast is exact
-    for k in (0, 1):
-        whole = coords[k] >> 5 if clip else np.right_shift(coords[k], 5, out=map1[..., k], casting="unsafe")
-        if clip:
-            np.copyto(map1[..., k], np.clip(whole, -32768, 32767), casting="unsafe")
+    wholes = np.moveaxis(map1, -1, 0)  # map1 seen as (2, S, S), like coords
+    if clip:
+        np.copyto(wholes, np.clip(coords >> 5, -32768, 32767), casting="unsafe")
+    else:
+        np.right_shift(coords, 5, out=wholes, casting="unsafe")  # within int16, as the corners say
     coords &= 31
     x, y = coords
     y <<= 5

@@ -269,7 +269,7 @@ def test_the_plan_puts_long_videos_first_and_photos_in_chunks(tmp_path):
     (tmp_path / "b.png").write_bytes(b"")
     (tmp_path / "photo_without_suffix").write_bytes((IMAGES / PHOTOS[1]).read_bytes())
     inputs = [str(CLIP), str(tmp_path / "*.*"), str(STREET), str(tmp_path / "photo_without_suffix"), str(CLIP)]
-    plan = make_plan(inputs, finished=set(), photos_per_chunk=2)
+    plan = make_plan(inputs, finished=set(), photos_per_chunk=8)  # the last 16 photos in chunks of 2
     assert [u.kind for u in plan.units] == ["video", "video", "image", "image"]
     assert [u.sources[0].name for u in plan.units[:2]] == [str(STREET), str(CLIP)]  # 4.1 s before 0.2 s
     assert plan.units[0].sources[0].frames == 205
@@ -278,9 +278,20 @@ def test_the_plan_puts_long_videos_first_and_photos_in_chunks(tmp_path):
     assert plan.sources == 5 and plan.finished == 0
     assert plan.units[2].key == unit_key("image", photos[:2])
 
-    again = make_plan(inputs, finished={str(STREET), str(tmp_path / "a.jpg")}, photos_per_chunk=2)
+    again = make_plan(inputs, finished={str(STREET), str(tmp_path / "a.jpg")}, photos_per_chunk=8)
     assert again.finished == 2 and [u.kind for u in again.units] == ["video", "image"]
     assert again.units[1].sources == (Source(photos[1], photos[1], "image"), Source(photos[2], photos[2], "image"))
+
+
+@needs_shared
+def test_the_last_photos_go_in_smaller_chunks(tmp_path):
+    """So that workers finishing at different times wait for a short chunk, not a whole one."""
+    for i in range(45):
+        os.link(IMAGES / PHOTOS[0], tmp_path / f"p{i:02d}.jpg")
+    plan = make_plan([str(tmp_path)], finished=set(), photos_per_chunk=8)
+    assert [len(u.sources) for u in plan.units] == [8, 8, 8, 5] + [2] * 8
+    names = [s.name for u in plan.units for s in u.sources]
+    assert names == sorted(str(p) for p in tmp_path.glob("*.jpg"))  # every photo once, in order
 
 
 @needs_shared

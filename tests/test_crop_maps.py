@@ -31,3 +31,18 @@ def test_maps_are_opencvs_old_fixed_point_maps(scale):
             matrix = crop_matrix(roi, size)
             got, want = sampling_maps(matrix, size), plain_maps(matrix, size)
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (roi, size)
+
+
+def test_maps_of_true_perspectives_and_kept_maps():
+    """Matrices whose w varies over the grid, crossing zero in some (where the corners cannot
+    bound the values), and the kept maps (reuse=True) equal to the returned copies."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        roi = RegionOfInterest(*rng.uniform(-500, 2500, 2), rng.uniform(1, 3000), rng.uniform(-np.pi, np.pi))
+        matrix = crop_matrix(roi, 256).copy()
+        matrix[2, :2] += rng.normal(0, 10.0 ** rng.uniform(-6, -2), 2)
+        want = plain_maps(matrix, 256)
+        got = sampling_maps(matrix, 256)
+        kept = sampling_maps(matrix, 256, reuse=True)
+        for maps in (got, kept):
+            assert np.array_equal(maps[0], want[0]) and np.array_equal(maps[1], want[1]), matrix

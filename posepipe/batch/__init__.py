@@ -64,19 +64,25 @@ def run_batch(inputs: Iterable[str], out: str | Path, options: BatchOptions | No
             from None
     started = time.perf_counter()
     dataset = BatchDir(out, options.fingerprint(), overwrite)
+    pool = None
     try:
+        if engine == "local":
+            from .local import default_workers, run_local, start_workers
+
+            workers = workers or default_workers(options.device)
+            pool = start_workers(workers, options)  # they open their models while the inputs are walked
         plan = make_plan(inputs, dataset.finished_sources(), photos_per_chunk)
         with BatchProgress(progress, plan.sources, plan.finished, plan.frames) as bar:
             if plan.units and engine == "local":
-                from .local import default_workers, run_local
-
-                run_local(plan.units, dataset, options, workers or default_workers(options.device), bar.record)
+                run_local(plan.units, dataset, options, workers, bar.record, pool)
             elif plan.units:
                 from .ray_engine import run_ray
 
                 run_ray(plan.units, dataset, options, workers, address, bar.record)
     finally:
         try:
+            if pool is not None:  # run_local shuts it down; this is for a plan that failed or had nothing to do
+                pool.shutdown(wait=False, cancel_futures=True)
             dataset.write_sources_table()
         finally:
             dataset.close()

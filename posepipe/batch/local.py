@@ -59,6 +59,15 @@ def threads_per_worker(workers: int, threads: int = 0) -> int:
     return threads or max(1, cores() // workers)
 
 
+def start_workers(workers: int, options: BatchOptions) -> ProcessPoolExecutor:
+    """The worker processes, started now: each imports and opens its models (about 0.4 s)
+    while the parent walks the inputs and reads the videos' headers."""
+    pool = _start(workers, options, threads_per_worker(workers, options.threads))
+    for _ in range(workers):  # the pool starts a process per task while none is idle
+        pool.submit(int)
+    return pool
+
+
 def _start(workers: int, options: BatchOptions, threads: int) -> ProcessPoolExecutor:
     # spawn: a fresh interpreter per worker, never a fork of a parent holding threads (progress bar)
     context = multiprocessing.get_context("spawn")
@@ -69,10 +78,11 @@ def _start(workers: int, options: BatchOptions, threads: int) -> ProcessPoolExec
         devices = context.Queue()
         for index in range(workers):
             devices.put(names[index % len(names)])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker, initargs=(devices,))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
+                               initargs=(devices, options, threads))
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def stop_workers(pool: ProcessPoolExecutor) -> None:
     """Cancel what waits and end the workers now, mid-unit: their staged files are debris the
     next run clears. Python before 3.14 has no public way to end an executor's running tasks."""
     if hasattr(pool, "terminate_workers"):
@@ -87,13 +97,15 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, workers: int,
-              on_done: Callable[[Outcome], None]) -> None:
+              on_done: Callable[[Outcome], None], pool: ProcessPoolExecutor | None = None) -> None:
+    """The units on ``workers`` processes: ``pool`` (from :func:`start_workers`, with the same
+    workers and options), or a pool started here."""
     threads = threads_per_worker(workers, options.threads)
     todo = iter(units)
     retry: deque[Unit] = deque()
     attempts: dict[str, int] = {}
     pending: dict[Future, Unit] = {}
-    pool = _start(workers, options, threads)
+    pool = pool or start_workers(workers, options)
     try:
         while True:
             while len(pending) < UNITS_IN_FLIGHT_PER_WORKER * workers:
@@ -119,7 +131,7 @@ def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, w
             if broken:  # a worker died (killed, out of memory): every unit in flight goes again
                 retry.extend(pending.values())
                 pending.clear()
-                _stop(pool)
+                stop_workers(pool)
                 for unit in list(retry):
                     attempts[unit.key] = attempts.get(unit.key, 0) + 1
                     if attempts[unit.key] >= MAX_ATTEMPTS:
@@ -127,8 +139,8 @@ def run_local(units: Iterable[Unit], dataset: BatchDir, options: BatchOptions, w
                         outcome = lost(unit, dataset)
                         dataset.commit(outcome.key, Path(outcome.staged))
                         on_done(outcome)
-                pool = _start(workers, options, threads)
+                pool = start_workers(workers, options)
     except BaseException:
-        _stop(pool)
+        stop_workers(pool)
         raise
     pool.shutdown(wait=True)

@@ -2,7 +2,8 @@
 manifests) expanded into sources, each a photo or a video, grouped into units of work.
 
 Videos come first, longest first, so the longest one does not start last and leave the
-other workers idle at the end; photos follow in chunks, small units that fill the gaps.
+other workers idle at the end; photos follow in chunks, small units that fill the gaps, the
+last ones smallest.
 """
 
 from __future__ import annotations
@@ -179,7 +180,18 @@ def make_plan(inputs: Iterable[str], finished: set[str], photos_per_chunk: int =
         raise PosepipeError("no photos or videos found in the inputs")
     videos.sort(key=lambda v: -v.seconds)
     units = [Unit(unit_key("video", [v.name]), "video", (v,)) for v in videos]
-    for start in range(0, len(photos), photos_per_chunk):
-        chunk = tuple(photos[start:start + photos_per_chunk])
+    for chunk in _chunks(photos, photos_per_chunk):
         units.append(Unit(unit_key("image", [p.name for p in chunk]), "image", chunk))
     return Plan(units, len(seen), skipped)
+
+
+def _chunks(photos: list[Source], size: int) -> Iterator[tuple[Source, ...]]:
+    """Chunks of ``size`` photos, the last ``2 * size`` photos in chunks a quarter that size:
+    the workers do not finish together, and the last ones then wait for a short chunk rather
+    than a whole one (a 16-photo chunk is about half a second on one core)."""
+    tail_start = max(0, len(photos) - 2 * size)
+    for start in range(0, tail_start, size):
+        yield tuple(photos[start:min(start + size, tail_start)])
+    small = max(1, size // 4)
+    for start in range(tail_start, len(photos), small):
+        yield tuple(photos[start:start + small])

@@ -40,14 +40,20 @@ class Outcome:
         return sum(s["status"] == "error" for s in self.statuses)
 
 
-def start_worker(devices=None) -> None:
+def start_worker(devices=None, options: BatchOptions | None = None, threads: int = 0) -> None:
     """A local worker's start: Ctrl-C is the parent's to handle (it stops the workers itself).
-    The models come with the first unit, so a model that fails to load is that unit's error,
-    which stops the run in one sentence, not a broken pool. ``devices``: a queue of GPUs, one
-    of which becomes this worker's only visible GPU."""
+    ``devices``: a queue of GPUs, one of which becomes this worker's only visible GPU. With
+    ``options``, the models are opened now, while the parent still walks the inputs; one that
+    fails to load is left for the first unit, whose error stops the run in one sentence (an
+    error here would break the pool instead)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
+    if options is not None:
+        try:
+            landmarker(options, threads)
+        except Exception:  # noqa: BLE001 - met again, and told, by the first unit
+            pass
 
 
 def landmarker(options: BatchOptions, threads: int) -> PoseLandmarker:

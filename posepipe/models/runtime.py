@@ -37,6 +37,8 @@ _EMITTER_VERSION = 1
 class Model(Protocol):
     input_size: tuple[int, int]
     output_names: list[str]
+    # Optional ``channels_last = True``: the runtime reads its input NHWC, so a batch handed to
+    # ``run`` (always shaped NCHW) is best laid out that way in memory (LandmarkModel.preprocess).
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
