@@ -63,7 +63,7 @@ def start_workers(workers: int, options: BatchOptions) -> ProcessPoolExecutor:
     """The worker processes, started now: each imports and opens its models (about 0.4 s)
     while the parent walks the inputs and reads the videos' headers."""
     pool = _start(workers, options, threads_per_worker(workers, options.threads))
-    for _ in range(workers):  # the pool starts a process per task while none is idle
+    for _ in range(workers):  # a task that does nothing: the pool starts a process per task while none is idle
         pool.submit(int)
     return pool
 
