@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 from _mediapipe import POSES_OF
+from whole_process import mediapipe_env, posepipe_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -226,13 +227,13 @@ def main() -> None:
                         help="measure this device's crops per second and batch photos per second instead")
     args = parser.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = posepipe_env()
     if args.device:
         measure_device(args, env)
         return
     if not args.mediapipe_python:
         parser.error("--mediapipe-python is needed (or --device to measure a device)")
-    mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    mp_env = mediapipe_env()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         photos, videos = make_inputs(tmp / "inputs", args.photos, args.videos)

@@ -9,14 +9,13 @@ The two alternate, ``--runs`` times each after one untimed round; medians.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from whole_process import POSEPIPE, STREET
+from whole_process import POSEPIPE, STREET, posepipe_env
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.video.is_file():
         sys.exit(f"no video at {args.video} (the street video comes with ../shared)")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = posepipe_env()
     command = [args.python, "-c", POSEPIPE]
     times: dict[str, list[float]] = {"help": [], "first frame": []}
     for round_ in range(args.runs + 1):  # round 0 warms the disk cache and auto's verdict

@@ -15,15 +15,13 @@ measured choice in posepipe's cache, as after a first use); the figures are medi
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 from _mediapipe import POSES_OF
-from whole_process import POSEPIPE, timed
+from whole_process import POSEPIPE, alternate, mediapipe_env, posepipe_env, print_against_mediapipe
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,9 +57,6 @@ def main() -> None:
     if not originals:
         sys.exit(f"no photos in {args.photos} (they come with ../shared)")
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    times: dict[str, list[float]] = {"mediapipe": [], "posepipe": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "photos"
         folder.mkdir()
@@ -70,31 +65,20 @@ def main() -> None:
                 shutil.copyfile(path, folder / f"{copy}_{path.name}")
         commands = {
             "posepipe": ([args.python, "-c", POSEPIPE, "image", str(folder), "-o", f"{tmp}/posepipe.jsonl"],
-                         env, Path(tmp) / "posepipe.jsonl"),
+                         posepipe_env(), Path(tmp) / "posepipe.jsonl"),
             "mediapipe": ([args.mediapipe_python, "-c", MEDIAPIPE_SCRIPT, str(folder), f"{tmp}/mediapipe.jsonl"],
-                          mp_env, Path(tmp) / "mediapipe.jsonl"),
+                          mediapipe_env(), Path(tmp) / "mediapipe.jsonl"),
         }
-        lines = {}
-        for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
-            order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
-            for name in order:
-                seconds, lines[name] = timed(*commands[name])
-                if round_:
-                    times[name].append(seconds)
+        times, lines = alternate(commands, args.runs)
     n = len(originals) * COPIES
     if set(lines.values()) != {n}:
         sys.exit(f"expected {n} JSON lines from each, got {lines}")
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(describe())
     print(f"whole process: {n} photos ({len(originals)} shared photos x {COPIES}), JSON lines out, "
           f"median of {args.runs} interleaved runs (start to exit)")
-    print("| command | s | photos/s (whole process) | vs MediaPipe | runs (s) |")
-    print("|---|---:|---:|---:|---|")
-    for name, label in (("mediapipe", "MediaPipe 0.10.21 script (cv2.imread, static_image_mode=True)"),
-                        ("posepipe", "posepipe image DIR -o poses.jsonl")):
-        runs = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"| {label} | {med[name]:.2f} | {n / med[name]:.1f} | {med['mediapipe'] / med[name]:.2f}x | {runs} |")
-
+    print_against_mediapipe(times, {
+        "mediapipe": "MediaPipe 0.10.21 script (cv2.imread, static_image_mode=True)",
+        "posepipe": "posepipe image DIR -o poses.jsonl"}, n, "photos")
 
 if __name__ == "__main__":
     main()

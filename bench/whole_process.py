@@ -42,6 +42,41 @@ track(record, flush=True)
 POSEPIPE = "import sys; sys.argv[0] = 'posepipe'; from posepipe.cli import run; run()"
 
 
+def posepipe_env() -> dict:
+    """This environment with the checkout first on PYTHONPATH, for posepipe subprocesses."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def mediapipe_env() -> dict:
+    """This environment less PYTHONPATH: MediaPipe's own environment must not see the checkout."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def alternate(commands: dict[str, tuple[list[str], dict, Path]], runs: int) -> tuple[dict[str, list[float]], dict]:
+    """Each (command, env, output) ``runs`` times, the order flipping round by round, after one
+    untimed round (it warms the disk cache and posepipe's ``auto`` cache): the seconds of each
+    run, and the JSON lines each command wrote last."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    lines = {}
+    for round_ in range(runs + 1):
+        order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
+        for name in order:
+            seconds, lines[name] = timed(*commands[name])
+            if round_:
+                times[name].append(seconds)
+    return times, lines
+
+
+def print_against_mediapipe(times: dict[str, list[float]], labels: dict[str, str], count: int, unit: str) -> None:
+    """The table of ``alternate``'s times: medians, ``unit`` per second, the ratio to MediaPipe."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"| command | s | {unit}/s (whole process) | vs MediaPipe | runs (s) |")
+    print("|---|---:|---:|---:|---|")
+    for name, label in labels.items():
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"| {label} | {med[name]:.2f} | {count / med[name]:.1f} | {med['mediapipe'] / med[name]:.2f}x | {runs} |")
+
+
 def timed(command: list[str], env: dict, out: Path) -> tuple[float, int]:
     """Seconds from start to exit, and the JSON lines written."""
     out.unlink(missing_ok=True)
@@ -65,37 +100,23 @@ def main() -> None:
     if not args.video.is_file():
         sys.exit(f"no video at {args.video} (the street video comes with ../shared)")
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    mp_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    times: dict[str, list[float]] = {"mediapipe": [], "posepipe": []}
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
             "posepipe": ([args.python, "-c", POSEPIPE, "video", str(args.video), "-o", f"{tmp}/posepipe.jsonl"],
-                         env, Path(tmp) / "posepipe.jsonl"),
+                         posepipe_env(), Path(tmp) / "posepipe.jsonl"),
             "mediapipe": ([args.mediapipe_python, "-c", MEDIAPIPE_SCRIPT, str(args.video), f"{tmp}/mediapipe.jsonl"],
-                          mp_env, Path(tmp) / "mediapipe.jsonl"),
+                          mediapipe_env(), Path(tmp) / "mediapipe.jsonl"),
         }
-        frames = {}
-        for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
-            order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
-            for name in order:
-                seconds, frames[name] = timed(*commands[name])
-                if round_:
-                    times[name].append(seconds)
+        times, frames = alternate(commands, args.runs)
     if frames["posepipe"] != frames["mediapipe"]:
         sys.exit(f"the two wrote different frame counts: {frames}")
     n = frames["posepipe"]
-    med = {k: statistics.median(v) for k, v in times.items()}
     print(describe())
     print(f"whole process: {args.video.name}, {n} frames, JSON lines out, median of {args.runs} interleaved runs "
           "(start to exit)")
-    print("| command | s | frames/s (whole process) | vs MediaPipe | runs (s) |")
-    print("|---|---:|---:|---:|---|")
-    for name, label in (("mediapipe", "MediaPipe 0.10.21 script (OpenCV decode, static_image_mode=False)"),
-                        ("posepipe", f"posepipe video {args.video.name} -o poses.jsonl")):
-        runs = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"| {label} | {med[name]:.2f} | {n / med[name]:.1f} | {med['mediapipe'] / med[name]:.2f}x | {runs} |")
-
+    print_against_mediapipe(times, {
+        "mediapipe": "MediaPipe 0.10.21 script (OpenCV decode, static_image_mode=False)",
+        "posepipe": f"posepipe video {args.video.name} -o poses.jsonl"}, n, "frames")
 
 if __name__ == "__main__":
     main()
