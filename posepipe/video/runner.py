@@ -23,7 +23,7 @@ from ..results import Poses
 from .outputs import Sink, VideoOutputs, close_all
 from .smoothing import zero_lag_filter
 from .sources import Frame, FrameSource, open_source
-from .tracking import PoseTracker
+from .tracking import ModelTurns, PoseTracker
 
 _END = object()
 
@@ -72,14 +72,16 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
     frames: queue.Queue = queue.Queue(prefetch)
     results: queue.Queue = queue.Queue(prefetch * 2)
     stop = threading.Event()
+    turns = ModelTurns(active=tracker.uses_every_core())
 
     def decode() -> None:
         try:
             it = iter(source)
             while not stop.is_set():
-                t = time.perf_counter()
-                frame = next(it, None)
-                stats.stages["decode"] += time.perf_counter() - t
+                with turns.helper_work():
+                    t = time.perf_counter()
+                    frame = next(it, None)
+                    stats.stages["decode"] += time.perf_counter() - t
                 if frame is None:
                     break
                 frames.put(frame)
@@ -94,6 +96,7 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
             stats.stages["write"] += time.perf_counter() - t
 
     decoder, writer = _Worker(decode), _Worker(write)
+    kept_turns, tracker.turns = tracker.turns, turns
     start = time.perf_counter()
     decoder.start()
     writer.start()
@@ -126,6 +129,7 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
                 decoder.join_and_raise()
         finally:
             stats.wall = time.perf_counter() - start
+            tracker.turns = kept_turns
     return stats
 
 
