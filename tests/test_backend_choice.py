@@ -15,7 +15,7 @@ from posepipe.models import backend_choice
 from posepipe.models.assets import sha256_of
 from posepipe.models.backend_choice import (RETRY_S, TIE_MARGIN, choice_key, choose, key_digest,
                                      verdict_path, winner)
-from posepipe.models.cpu import cpu_info, describe, parse_cpuinfo, runtime_versions
+from posepipe.models.cpu import cpu_info, describe, installed_version, parse_cpuinfo, runtime_versions
 from posepipe.models.runtime import LiteRTModel, OnnxRuntimeModel, load_model
 
 ZEN3 = """processor\t: 0
@@ -68,6 +68,29 @@ def test_this_cpu_is_described():
     assert versions["onnxruntime"] and f"onnxruntime {versions['onnxruntime']}" in line
     if Path("/proc/cpuinfo").is_file():
         assert cpu.flags is not None and cpu.avx2 is not None
+
+
+def test_runtime_versions_are_the_installed_ones():
+    """Read from the dist-info folders without importlib.metadata, they say what it says."""
+    from importlib import metadata
+
+    versions = runtime_versions()
+    assert versions["onnxruntime"] == metadata.version("onnxruntime")
+    assert versions["ai-edge-litert"] == metadata.version("ai-edge-litert")
+    assert installed_version(("opencv-python-headless", "opencv-python"), "cv2") in (
+        metadata.version(d) for d in ("opencv-python-headless", "opencv-python") if _installed(d))
+    assert installed_version(("onnxruntime-gpu", "onnxruntime"), "onnxruntime") == metadata.version("onnxruntime")
+    assert installed_version(("numpy",), "no_such_module_here") is None
+
+
+def _installed(dist: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def test_key_changes_with_cpu_versions_model_and_threads():
