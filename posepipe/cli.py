@@ -8,6 +8,7 @@ could not start (bad option, model unavailable, output not writable), 130 interr
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -731,6 +732,17 @@ def distill(**kwargs):
 
 def run() -> None:
     """Console entry point: user errors become one sentence, never a traceback."""
+    try:
+        _run()
+    finally:
+        # The process ends here. Its last garbage collection would walk every object the
+        # models, OpenCV and NumPy left (20 ms of each command's exit, measured) only for the
+        # system to take the memory back; frozen objects are left out of it. Files are
+        # closed by then, and exit handlers (atexit) still run.
+        gc.freeze()
+
+
+def _run() -> None:
     try:
         main(standalone_mode=False)
     except click.exceptions.Abort:
