@@ -148,6 +148,10 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int, reuse: bool = False) -> 
     buffers = _map_buffers(tensor_size)
     inv = np.linalg.inv(matrix)
     axis = _tensor_axis(tensor_size)
+    if inv[0, 1] == 0 and inv[1, 0] == 0 and inv[2, 0] == 0 and inv[2, 1] == 0 and inv[2, 2] == 1:
+        maps = _axis_aligned_maps(inv, axis, buffers)  # the detector's letterbox, mostly
+        if maps is not None:
+            return maps if reuse else (maps[0].copy(), maps[1].copy())
     # OpenCV's order of operations, (m0 * x + m1 * y) + m2, so that the rounding is the same;
     # the outer sum of the y column and the x row adds the same two products (a + b == b + a).
     w = np.add.outer(inv[2, 1] * axis, inv[2, 0] * axis, out=buffers.w)
@@ -182,6 +186,24 @@ def sampling_maps(matrix: np.ndarray, tensor_size: int, reuse: bool = False) -> 
     y <<= 5
     np.bitwise_or(y, x, out=map2, casting="unsafe")  # under 1024: fits
     return (map1, map2) if reuse else (map1.copy(), map2.copy())
+
+
+def _axis_aligned_maps(inv: np.ndarray, axis: np.ndarray, buffers: _MapBuffers) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`sampling_maps` where the matrix only scales and shifts each axis (its other
+    entries exactly 0, W exactly 1): a source column depends on the tensor column alone, a
+    source row on the tensor row, so each is computed once and spread. The same operations
+    as the general rule, less terms that are exactly zero, hence the same numbers. None where
+    anything would need clipping (the general rule clips)."""
+    columns = np.rint((inv[0, 0] * axis + inv[0, 2]) * 32.0)
+    rows = np.rint((inv[1, 1] * axis + inv[1, 2]) * 32.0)
+    if max(np.abs(columns).max(), np.abs(rows).max()) >= (32767 - 32) * 32:
+        return None
+    columns, rows = columns.astype(np.int32), rows.astype(np.int32)
+    map1, map2 = buffers.map1, buffers.map2
+    map1[:, :, 0] = (columns >> 5)[None, :]
+    map1[:, :, 1] = (rows >> 5)[:, None]
+    np.bitwise_or(((rows & 31) << 5)[:, None], (columns & 31)[None, :], out=map2, casting="unsafe")
+    return map1, map2
 
 
 def warp_crop(image: np.ndarray, roi: RegionOfInterest, tensor_size: int, border: str = "replicate") -> np.ndarray:

@@ -46,3 +46,24 @@ def test_maps_of_true_perspectives_and_kept_maps():
         kept = sampling_maps(matrix, 256, reuse=True)
         for maps in (got, kept):
             assert np.array_equal(maps[0], want[0]) and np.array_equal(maps[1], want[1]), matrix
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_maps_of_upright_crops_and_letterboxes(scale):
+    """Upright crops, the detector's letterbox among them: where the matrix only scales and
+    shifts each axis, the maps are built from one row and one column, and must still be the
+    rule's; far outside the image (scale 1e3) they are clipped as the rule clips."""
+    from posepipe.detector import letterbox_roi
+
+    rng = np.random.default_rng(11 + int(scale))
+    separable = 0
+    for _ in range(300):
+        width, height = (int(v) for v in rng.integers(1, 5000, 2))
+        upright = RegionOfInterest(*rng.uniform(-500, 2500, 2) * scale, rng.uniform(1, 3000) * scale, 0.0)
+        for roi, size in ((letterbox_roi(width, height), 224), (upright, 224), (upright, 256)):
+            matrix = crop_matrix(roi, size)
+            inv = np.linalg.inv(matrix)
+            separable += bool(inv[0, 1] == inv[1, 0] == inv[2, 0] == inv[2, 1] == 0 and inv[2, 2] == 1)
+            got, want = sampling_maps(matrix, size), plain_maps(matrix, size)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (roi, size)
+    assert separable > 100  # the one-row-one-column path was taken, not only the general one
