@@ -1,10 +1,16 @@
 """``ModelTurns``: a model run and the decoder's pieces of work never overlap where the models
-fill every core, runs go first, and nothing waits where they do not."""
+fill every core, runs go first, nothing waits where they do not, and nothing waits for a
+live source's next frame."""
 
 import threading
 import time
 
-from posepipe.video.tracking import ModelTurns
+import numpy as np
+import pytest
+
+from posepipe.video.runner import run_video
+from posepipe.video.sources import Frame, FrameSource
+from posepipe.video.tracking import ModelTurns, PoseTracker
 
 WAIT_S = 5.0  # bound on every wait: a broken turn fails the test instead of hanging it
 SETTLE_S = 0.2  # long enough for a thread that could go on to do so
@@ -82,3 +88,34 @@ def test_a_failed_run_gives_the_turn_back():
     helper = _in_thread(piece)
     assert piece_done.wait(WAIT_S)
     helper.join(WAIT_S)
+
+
+class _SlowSource(FrameSource):
+    """Blank frames, each a while in coming, as from a camera (``live``) or not."""
+
+    name, fps = "slow", 10.0
+
+    def __init__(self, live: bool, frames: int = 3, wait_s: float = 0.3):
+        self.live, self.frames, self.wait_s = live, frames, wait_s
+
+    def __iter__(self):
+        for index in range(self.frames):
+            time.sleep(self.wait_s)
+            yield Frame(index, index * 100.0, np.zeros((240, 320, 3), np.uint8))
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_runs_wait_for_the_decoder_only_where_reading_is_work(model_paths, live):
+    """A blank picture has nobody in it, so the tracker runs the detector on every frame. From
+    a file (not live) each run may wait for the decoder's next frame; from a camera or a stream
+    it must not: the next frame is still being captured."""
+    source = _SlowSource(live)
+    with PoseTracker() as tracker:
+        assert tracker.uses_every_core()  # the models' default threads: turns where not live
+        stats = run_video(source, tracker, [])
+    assert stats.frames == source.frames
+    waited = stats.stages["detector"]  # the detector's runs, and whatever they waited for
+    if live:
+        assert waited < source.wait_s, f"the runs waited {waited:.2f} s for frames being captured"
+    else:
+        assert waited >= source.wait_s, "runs never waited for the decoder: turns were not taken"

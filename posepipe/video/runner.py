@@ -72,7 +72,9 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
     frames: queue.Queue = queue.Queue(prefetch)
     results: queue.Queue = queue.Queue(prefetch * 2)
     stop = threading.Event()
-    turns = ModelTurns(active=tracker.uses_every_core())
+    # Not for live sources: there a piece of the decoder's work waits for the next frame to
+    # be captured, and a run waiting for it would add a frame of delay.
+    turns = ModelTurns(active=tracker.uses_every_core() and not source.live)
 
     def decode() -> None:
         try:

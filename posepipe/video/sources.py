@@ -43,6 +43,7 @@ class FrameSource:
     fps: float
     frame_count: int | None = None
     audio_path: str | None = None  # a file whose audio the overlay may copy
+    live: bool = False  # frames come as they are captured (a camera, a stream): reading one may wait for it
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -70,6 +71,7 @@ class PyAVSource(FrameSource):
 
         self.name = target
         is_url = "://" in target
+        self.live = is_url
         if not is_url:
             path = Path(target)
             if not path.exists():
@@ -149,7 +151,7 @@ class CameraSource(FrameSource):
     def __init__(self, device: int):
         import cv2
 
-        self.name, self.fps = f"camera {device}", 30.0
+        self.name, self.fps, self.live = f"camera {device}", 30.0, True
         self.capture = cv2.VideoCapture(device)
         if not self.capture.isOpened():
             self.capture.release()
