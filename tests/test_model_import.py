@@ -93,11 +93,11 @@ def operator_count(path) -> int:
 
 
 def test_litert_without_the_mask_decoder_keeps_the_other_outputs_bit_for_bit(model_paths, tmp_path):
-    from posepipe.models.runtime import LiteRTModel, tflite_without_outputs
+    from posepipe.models.runtime import LiteRTModel, tflite_for_litert
 
     path = model_paths[1]
-    cut = tflite_without_outputs(path, tmp_path, (2,))
-    assert tflite_without_outputs(path, tmp_path, (2,)) == cut  # cached: cut once
+    cut = tflite_for_litert(path, tmp_path, (2,))
+    assert tflite_for_litert(path, tmp_path, (2,)) == cut  # cached: cut once
     assert operator_count(cut) < operator_count(path)
     full, pruned = LiteRTModel(path, 1), load_model(path, "litert", tmp_path, 1, drop_outputs=(2,))
     batch = inputs_for(256, 0.0, np.random.default_rng(1))[:2]
@@ -105,3 +105,33 @@ def test_litert_without_the_mask_decoder_keeps_the_other_outputs_bit_for_bit(mod
     assert ours[2] is None and len(ours) == len(ref)
     for k in (0, 1, 3, 4):  # the same operators on the same weights: not one bit moves
         assert np.array_equal(ours[k], ref[k]), k
+
+
+def test_litert_file_holds_the_expanded_weights_and_the_same_outputs(model_paths, tmp_path):
+    """The detector's float16 and sparse weights stored as the float32 arrays its DENSIFY and
+    DEQUANTIZE operators made: those operators are gone, and the outputs do not move a bit,
+    on a real picture and on random ones."""
+    from posepipe.models.runtime import LiteRTModel, tflite_for_litert
+
+    path = model_paths[0]
+    prepared = tflite_for_litert(path, tmp_path)
+    assert expander_count(path) > 0 and expander_count(prepared) == 0
+    assert operator_count(prepared) == operator_count(path) - expander_count(path)
+    original, ours = LiteRTModel(path, 1), load_model(path, "litert", tmp_path, 1)
+    batch = inputs_for(224, -1.0, np.random.default_rng(2))
+    for got, want in zip(ours.run(batch), original.run(batch)):
+        assert np.array_equal(got, want)
+
+
+def expander_count(path) -> int:
+    """The file's DENSIFY and DEQUANTIZE operators (all on constant weights in MediaPipe's files)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(path.read_bytes(), 0)
+    graph = model.Subgraphs(0)
+    expanders = (schema.BuiltinOperator.DENSIFY, schema.BuiltinOperator.DEQUANTIZE)
+    count = 0
+    for i in range(graph.OperatorsLength()):
+        code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
+        count += max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in expanders
+    return count
