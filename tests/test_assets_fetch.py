@@ -175,3 +175,32 @@ def test_unpacked_release_is_checked(fake_release, monkeypatch):
     with pytest.raises(ModelError, match="pose_landmark_full.tflite from unpacked-wheel fails its SHA-256 check"):
         install(monkeypatch, runner)
     assert not list(fake_release.glob("pose_landmark_full*"))
+
+
+def test_digests_are_kept_across_processes_and_taken_again_when_a_file_changes(tmp_path, monkeypatch):
+    """A file's digest is remembered in the cache folder under its identity; a new process
+    reads it instead of hashing, and a file written again (its times set back) is hashed again."""
+    monkeypatch.setenv("POSEPIPE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(assets, "_DIGESTS", None)
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"first weights")
+    assert assets.sha256_of(model) == hashlib.sha256(b"first weights").hexdigest()
+    assert (tmp_path / "cache" / assets.DIGESTS_FILE).is_file()
+
+    monkeypatch.setattr(assets, "_DIGESTS", None)  # a new process: only the file remembers
+
+    def no_hashing(*args):
+        raise AssertionError("hashed again a file whose digest was kept")
+
+    first = hashlib.sha256(b"first weights").hexdigest()
+    with monkeypatch.context() as m:
+        m.setattr(assets.hashlib, "sha256", no_hashing)
+        assert assets.sha256_of(model) == first
+
+    stat = model.stat()
+    model.write_bytes(b"other weights")  # the same size, its modification time set back
+    import os
+
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.setattr(assets, "_DIGESTS", None)
+    assert assets.sha256_of(model) == hashlib.sha256(b"other weights").hexdigest()

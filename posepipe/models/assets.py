@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -60,21 +61,66 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("posepipe", appauthor=False))
 
 
-# Digests already taken in this process, by file, size and modification time: opening the
-# models reads each file's digest three times (its check, auto's key, the cut file's name).
-_DIGESTS: dict[tuple[str, int, int], str] = {}
+# Digests already taken, by the file's identity: its path, size, modification and change
+# times and inode. Writing, replacing or touching a file gives it a new change time, which no
+# tool sets back, so a digest found under the same identity is this file's. Kept for this
+# process, and in the cache folder for the next ones: hashing the two models took 10 ms of
+# every start.
+_DIGESTS: dict[tuple, str] | None = None
+DIGESTS_FILE = "digests.json"
+
+
+def _identity(path: Path) -> tuple:
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def _known_digests() -> dict[tuple, str]:
+    global _DIGESTS
+    if _DIGESTS is None:
+        _DIGESTS = {}
+        try:
+            for *key, digest in json.loads((cache_dir() / DIGESTS_FILE).read_text()):
+                _DIGESTS[tuple(key)] = digest
+        except (OSError, ValueError, TypeError):
+            pass  # none yet, or unreadable: digests are taken again
+    return _DIGESTS
+
+
+def _save_digests(known: dict[tuple, str]) -> None:
+    """Keep the digests of the files still as they were (through a rename: readers see a
+    whole file); a cache folder that cannot be written only costs the next process time."""
+    def unchanged(key: tuple) -> bool:
+        try:
+            return _identity(Path(key[0])) == key
+        except OSError:
+            return False
+
+    target = cache_dir() / DIGESTS_FILE
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump([[*key, digest] for key, digest in known.items() if unchanged(key)], f)
+        os.replace(tmp, target)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def sha256_of(path: Path) -> str:
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
+    key = _identity(path)
+    known = _known_digests()
+    if key not in known:
         digest = hashlib.sha256()
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-        _DIGESTS[key] = digest.hexdigest()
-    return _DIGESTS[key]
+        known[key] = digest.hexdigest()
+        _save_digests(known)
+    return known[key]
 
 
 def _verified(path: Path, asset: ModelAsset) -> bool:
