@@ -135,3 +135,23 @@ def expander_count(path) -> int:
         code = model.OperatorCodes(graph.Operators(i).OpcodeIndex())
         count += max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) in expanders
     return count
+
+
+def test_litert_file_falls_back_to_the_original(model_paths, tmp_path, monkeypatch):
+    """A cache folder that cannot be written leaves the detector as it is (only slower to
+    open); expanders that cannot be computed are kept in the file."""
+    from posepipe.models import runtime
+
+    path = model_paths[0]
+    unwritable = tmp_path / "file-not-folder"
+    unwritable.write_text("")
+    assert runtime.tflite_for_litert(path, unwritable) == path
+
+    import ai_edge_litert.interpreter as litert_interpreter
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for an operator")
+
+    monkeypatch.setattr(litert_interpreter, "Interpreter", broken)
+    kept = runtime.tflite_for_litert(path, tmp_path / "cache")
+    assert kept != path and expander_count(kept) == expander_count(path)

@@ -122,8 +122,11 @@ def _write_model(model, target: Path) -> None:
 def _write_bytes(data: bytes, target: Path) -> None:
     """Write ``data`` to ``target`` through a temporary name and a rename: a full disk or a
     crash never leaves half a file where the cache looks."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    except OSError as exc:
+        raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -157,8 +160,9 @@ def tflite_for_litert(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[in
     MediaPipe's files keep their weights as float16, the detector's partly sparse, expanded
     by DENSIFY and DEQUANTIZE operators each time the model is opened: the detector took 30 ms
     to open, 5 ms from this file (one thread, Zen 4). The expansion is exact; LiteRT's
-    reference kernels do it here, once. The other operators, their weights and their order
-    are the original's, so the outputs kept are bit-identical to the original file's.
+    own kernels (XNNPACK left out) do it here, once. The other operators, their weights and
+    their order are the original's, so the outputs kept are bit-identical to the original
+    file's. Where the cache cannot be written, a file with no outputs to drop runs as it is.
     """
     variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
     target = cache_dir / "tflite" / f"{tflite_path.stem}-{sha256_of(tflite_path)[:16]}{variant}-f32.tflite"
@@ -171,7 +175,12 @@ def tflite_for_litert(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[in
     if drop_outputs:
         _drop_outputs(model.subgraphs[0], drop_outputs)
     _store_weights_expanded(model, _packed(model, len(data)))
-    _write_bytes(_packed(model, 2 * len(data)), target)
+    try:
+        _write_bytes(_packed(model, 2 * len(data)), target)
+    except ModelError:
+        if drop_outputs:
+            raise
+        return tflite_path  # only slower to open
     return target
 
 
@@ -214,12 +223,15 @@ def _store_weights_expanded(model, packed: bytes) -> None:
             operators.append(op)
     if not expanded:
         return
-    interpreter = Interpreter(model_content=packed, experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
-    for detail in interpreter.get_input_details():  # the weights do not depend on the input
-        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    interpreter.invoke()
+    try:
+        interpreter = Interpreter(model_content=packed, experimental_preserve_all_tensors=True,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():  # the weights do not depend on the input
+            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        interpreter.invoke()
+    except Exception:  # noqa: BLE001 - e.g. an operator without a kernel here: the file keeps its expanders
+        return
     for index in expanded:
         tensor = graph.tensors[index]
         if tensor.type != schema.TensorType.FLOAT32:
