@@ -205,7 +205,7 @@ def _drop_outputs(graph, drop_outputs: tuple[int, ...]) -> None:
 
 def _store_weights_expanded(model, packed: bytes) -> None:
     """Replace the DENSIFY and DEQUANTIZE operators on constant weights by their results
-    (``packed``: ``model`` as bytes), computed by LiteRT's reference kernels."""
+    (``packed``: ``model`` as bytes), computed by LiteRT's own kernels (XNNPACK left out)."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -241,10 +241,12 @@ def _store_weights_expanded(model, packed: bytes) -> None:
         model.buffers.append(buffer)
         tensor.buffer = len(model.buffers) - 1
     graph.operators = operators
-    read = {t for op in operators for t in op.inputs} | set(graph.outputs)
+    read = {t for op in operators for t in op.inputs if t >= 0} | set(graph.outputs)
+    buffers_read = {graph.tensors[t].buffer for t in read}  # a buffer may be shared by several tensors
     for index, tensor in enumerate(graph.tensors):  # the float16 originals nothing reads now
         if index in constant and index not in read and tensor.buffer > 0:
-            model.buffers[tensor.buffer].data = None
+            if tensor.buffer not in buffers_read:
+                model.buffers[tensor.buffer].data = None
             tensor.buffer = 0
 
 
