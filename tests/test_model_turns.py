@@ -95,7 +95,7 @@ class _SlowSource(FrameSource):
 
     name, fps = "slow", 10.0
 
-    def __init__(self, live: bool, frames: int = 3, wait_s: float = 0.3):
+    def __init__(self, live: bool, frames: int = 4, wait_s: float = 0.3):
         self.live, self.frames, self.wait_s = live, frames, wait_s
 
     def __iter__(self):
