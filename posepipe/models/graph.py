@@ -375,6 +375,26 @@ class _TfliteReader:
         self.emit("sigmoid", [self.name(ins[0])], out_name, self.layout.get(self.name(ins[0]), "flat"))
 
 
+def expanded_weights(buffer: bytes) -> dict[int, np.ndarray]:
+    """The arrays the DEQUANTIZE and DENSIFY operators on constant weights of a ``.tflite``
+    make (float32, or float16 where a DENSIFY feeds a DEQUANTIZE), by their output tensor's
+    index: the folding :func:`import_tflite` does, for a file LiteRT then runs without those
+    operators (``runtime.tflite_for_litert``). ModelError where the weights cannot be read
+    (block-sparse ones)."""
+    reader = _TfliteReader(buffer)
+    expanders = {"DEQUANTIZE": reader.op_dequantize, "DENSIFY": reader.op_densify}
+    found = {}
+    for i in range(reader.sub.OperatorsLength()):
+        op = reader.sub.Operators(i)
+        code = reader.model.OperatorCodes(op.OpcodeIndex())
+        fold = expanders.get(reader.op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())))
+        ins, out = [int(t) for t in op.InputsAsNumpy()], int(op.OutputsAsNumpy()[0])
+        if fold is not None and reader.is_constant(ins[0]):
+            fold(op, ins, out, reader.name(out))
+            found[out] = reader.constants[reader.name(out)]
+    return found
+
+
 def import_tflite(path: str | Path) -> Graph:
     """Read a BlazePose-family ``.tflite`` model into a :class:`Graph`."""
     path = Path(path)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .assets import sha256_of
-from .graph import Graph, import_tflite, keep_outputs
+from .graph import Graph, expanded_weights, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
 DEVICES = ("cpu", "cuda")  # cuda: ONNX Runtime's CUDA provider (onnxruntime-gpu)
@@ -159,10 +159,9 @@ def tflite_for_litert(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[in
 
     MediaPipe's files keep their weights as float16, the detector's partly sparse, expanded
     by DENSIFY and DEQUANTIZE operators each time the model is opened: the detector took 30 ms
-    to open, 5 ms from this file (one thread, Zen 4). The expansion is exact; LiteRT's
-    own kernels (XNNPACK left out) do it here, once. The other operators, their weights and
-    their order are the original's, so the outputs kept are bit-identical to the original
-    file's. Where the cache cannot be written, a file with no outputs to drop runs as it is.
+    to open, 5 ms from this file (one thread, Zen 4). The expansion is exact, and done here
+    once, as the ONNX import folds it. The other operators, their weights and their order
+    are the original's, so the outputs kept are bit-identical to the original file's. Where the cache cannot be written, a file with no outputs to drop runs as it is.
     """
     variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
     target = cache_dir / "tflite" / f"{tflite_path.stem}-{sha256_of(tflite_path)[:16]}{variant}-f32.tflite"
@@ -174,7 +173,7 @@ def tflite_for_litert(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[in
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     if drop_outputs:
         _drop_outputs(model.subgraphs[0], drop_outputs)
-    _store_weights_expanded(model, _packed(model, len(data)))
+    _store_weights_expanded(model, data)
     try:
         _write_bytes(_packed(model, 2 * len(data)), target)
     except ModelError:
@@ -203,48 +202,36 @@ def _drop_outputs(graph, drop_outputs: tuple[int, ...]) -> None:
     graph.operators, graph.outputs = operators[::-1], np.array(kept, np.int32)
 
 
-def _store_weights_expanded(model, packed: bytes) -> None:
-    """Replace the DENSIFY and DEQUANTIZE operators on constant weights by their results
-    (``packed``: ``model`` as bytes), computed by LiteRT's own kernels (XNNPACK left out)."""
+def _store_weights_expanded(model, data: bytes) -> None:
+    """Replace the DENSIFY and DEQUANTIZE operators on constant weights left in ``model`` by
+    their results, folded as the ONNX import folds them (``graph.expanded_weights`` on the
+    original file ``data``: cutting operators keeps the tensors' numbers); weights it cannot
+    read keep their operators."""
     from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    try:
+        expanded = expanded_weights(data)
+    except ModelError:
+        return
     graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    expanders = (schema.BuiltinOperator.DENSIFY, schema.BuiltinOperator.DEQUANTIZE)
-    constant = {i for i, t in enumerate(graph.tensors)
-                if t.buffer > 0 and model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data)}
-    expanded, operators = [], []
-    for op in graph.operators:
-        if codes[op.opcodeIndex] in expanders and op.inputs[0] in constant:
-            constant.add(op.outputs[0])
-            expanded.append(op.outputs[0])
-        else:
-            operators.append(op)
+    produced = {op.outputs[0] for op in graph.operators}
+    expanded = {index: values for index, values in expanded.items() if index in produced}
     if not expanded:
         return
-    try:
-        interpreter = Interpreter(model_content=packed, experimental_preserve_all_tensors=True,
-                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        interpreter.allocate_tensors()
-        for detail in interpreter.get_input_details():  # the weights do not depend on the input
-            interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        interpreter.invoke()
-    except Exception:  # noqa: BLE001 - e.g. an operator without a kernel here: the file keeps its expanders
-        return
-    for index in expanded:
+    for index, values in expanded.items():
         tensor = graph.tensors[index]
         if tensor.type != schema.TensorType.FLOAT32:
             continue  # a densified float16 array, read only by the DEQUANTIZE folded after it
         buffer = schema.BufferT()
-        buffer.data = np.frombuffer(np.ascontiguousarray(interpreter.get_tensor(index), np.float32).tobytes(), np.uint8)
+        buffer.data = np.frombuffer(np.ascontiguousarray(values, np.float32).tobytes(), np.uint8)
         model.buffers.append(buffer)
         tensor.buffer = len(model.buffers) - 1
-    graph.operators = operators
-    read = {t for op in operators for t in op.inputs if t >= 0} | set(graph.outputs)
+    graph.operators = [op for op in graph.operators if op.outputs[0] not in expanded]
+    read = {t for op in graph.operators for t in op.inputs if t >= 0} | set(graph.outputs)
     buffers_read = {graph.tensors[t].buffer for t in read}  # a buffer may be shared by several tensors
     for index, tensor in enumerate(graph.tensors):  # the float16 originals nothing reads now
-        if index in constant and index not in read and tensor.buffer > 0:
+        held = tensor.buffer > 0 and model.buffers[tensor.buffer].data is not None and len(model.buffers[tensor.buffer].data)
+        if index not in read and (held or index in expanded):
             if tensor.buffer not in buffers_read:
                 model.buffers[tensor.buffer].data = None
             tensor.buffer = 0
