@@ -80,13 +80,13 @@ class PartWriter:
         rows = long_rows(frame, timestamp_ms, poses)
         if rows is not None:
             rows["source"] = np.full(len(rows["frame"]), source, dtype=object)
-        self.write_table(self.groups.add(rows))
+        self._write_table(self.groups.add(rows))
 
     def _flush(self) -> None:
-        self.write_table(self.groups.take())
+        self._write_table(self.groups.take())
 
-    def write_table(self, table) -> None:
-        """Rows already in the dataset's schema (photos posed on another machine); None: nothing."""
+    def _write_table(self, table) -> None:
+        """A row group of the dataset's schema; None (nothing gathered yet): nothing."""
         if table is None:
             return
         try:
