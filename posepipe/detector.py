@@ -130,6 +130,10 @@ class PoseDetector:
         return Detections(boxes=boxes.astype(np.float32), keypoints=keypoints.astype(np.float32),
                           scores=scores.astype(np.float32))
 
+    def with_threads(self, threads: int) -> "PoseDetector":
+        """This detector on a model opened again on ``threads`` threads (same outputs)."""
+        return PoseDetector(self.model.with_threads(threads), self.min_score)
+
     def detect(self, image: np.ndarray) -> Detections:
         prepared = self.preprocess(image)
         raw_boxes, raw_scores = self.model.run(prepared.tensor[None])[:2]

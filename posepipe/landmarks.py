@@ -115,6 +115,10 @@ class LandmarkModel:
     def __init__(self, model: Model):
         self.model = model
 
+    def with_threads(self, threads: int) -> "LandmarkModel":
+        """This landmark model opened again on ``threads`` threads (same outputs)."""
+        return LandmarkModel(self.model.with_threads(threads))
+
     def preprocess(self, image: np.ndarray, rois: list[RegionOfInterest]) -> np.ndarray:
         """The crops as an (N, 3, S, S) float batch in [0, 1]. Its memory is laid out as the
         runtime reads its input (LiteRT: channels last, ``channels_last``), so that neither

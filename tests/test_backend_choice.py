@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from posepipe import PoseLandmarker
-from posepipe.models import backend_choice
+from posepipe.models import backend_choice, cpu
 from posepipe.models.assets import sha256_of
 from posepipe.models.backend_choice import (RETRY_S, TIE_MARGIN, choice_key, choose, key_digest,
                                      verdict_path, winner)
@@ -171,7 +171,7 @@ def test_unreadable_or_foreign_record_is_measured_again(model_paths, tmp_path, f
 
 
 def test_busy_machine_decides_by_median_for_an_hour_then_measures_again(model_paths, tmp_path, fresh_process):
-    if backend_choice._cpu_ticks() is None:
+    if cpu.cpu_ticks() is None:
         pytest.skip("no /proc/stat: whether the machine was busy is unknown here")
     landmark = model_paths[1]
     drop = (2,)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from .assets import sha256_of
-from .cpu import CpuInfo, cpu_info, runtime_versions
+from .cpu import CpuInfo, cpu_info, cpu_ticks, others_share, runtime_versions
 
 CANDIDATES = ("litert", "onnxruntime")
 # Bump when the measurement itself changes, so old verdicts are measured again.
@@ -105,29 +105,6 @@ def write_record(path: Path, record: dict) -> None:
         pass
 
 
-def _cpu_ticks() -> tuple[int, int, int] | None:
-    """(all CPUs' busy ticks, all CPUs' ticks, this process's ticks) from ``/proc``; None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        with open("/proc/self/stat") as f:
-            own = f.read().rsplit(")", 1)[1].split()
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle, iowait
-    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
-    return total - idle, total, int(own[11]) + int(own[12])  # utime, stime: all threads
-
-
-def others_share(before: tuple[int, int, int] | None, after: tuple[int, int, int] | None) -> float | None:
-    """The share of all CPUs' time that other processes (and a hypervisor's steal) took between
-    two ``_cpu_ticks()``; None where unknown."""
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    busy, total, own = (a - b for a, b in zip(after, before))
-    return max(0.0, busy - own) / total
-
-
 def time_models(models: dict, batch: np.ndarray, warmup: int = WARMUP_RUNS, min_runs: int = MIN_RUNS,
                 max_runs: int = MAX_RUNS, budget_s: float = BUDGET_S) -> dict:
     """Time one ``run(batch)`` per model, runs alternating between the models (each one's
@@ -139,7 +116,7 @@ def time_models(models: dict, batch: np.ndarray, warmup: int = WARMUP_RUNS, min_
         for _ in range(warmup):
             model.run(batch)
     times: dict[str, list[float]] = {name: [] for name in models}
-    ticks = _cpu_ticks()
+    ticks = cpu_ticks()
     start = time.perf_counter()
     runs = 0
     while runs < max_runs and (runs < min_runs or time.perf_counter() - start < budget_s):
@@ -149,7 +126,7 @@ def time_models(models: dict, batch: np.ndarray, warmup: int = WARMUP_RUNS, min_
             model.run(batch)
             times[name].append(time.perf_counter() - t)
         runs += 1
-    share = others_share(ticks, _cpu_ticks())
+    share = others_share(ticks, cpu_ticks())
     return {"best_ms": {name: round(1000 * min(v), 3) for name, v in times.items()},
             "median_ms": {name: round(1000 * statistics.median(v), 3) for name, v in times.items()},
             "runs": runs, "others_share": None if share is None else round(share, 3)}

@@ -157,6 +157,29 @@ def installed_version(dists: tuple[str, ...], module: str) -> str | None:
     return None
 
 
+def cpu_ticks() -> tuple[int, int, int] | None:
+    """(all CPUs' busy ticks, all CPUs' ticks, this process's ticks) from ``/proc``; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle, iowait
+    total = sum(values[:8])  # user nice system idle iowait irq softirq steal (guest is inside user)
+    return total - idle, total, int(own[11]) + int(own[12])  # utime, stime: all threads
+
+
+def others_share(before: tuple[int, int, int] | None, after: tuple[int, int, int] | None) -> float | None:
+    """The share of all CPUs' time that other processes (and a hypervisor's steal) took between
+    two ``cpu_ticks()``; None where unknown."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, busy - own) / total
+
+
 def describe(cpu: CpuInfo | None = None) -> str:
     """One line for benchmark output: the CPU, its cores, AVX2 / AVX-512 / VNNI, the runtimes."""
     cpu = cpu or cpu_info()

@@ -42,6 +42,12 @@ class Model(Protocol):
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]: ...
 
+    def with_threads(self, threads: int) -> "Model":
+        """The same network opened again on ``threads`` threads. Its outputs are bit-identical
+        to this one's (``tests/test_core_plan.py``): both runtimes' CPU kernels share a layer's
+        outputs out among the threads, never one sum."""
+        ...
+
 
 # --------------------------------------------------------------------------- ONNX emission
 
@@ -499,6 +505,7 @@ class OnnxRuntimeModel:
             # a user who asked for the GPU is told instead.
             raise ModelError("device 'cuda': ONNX Runtime could not start its CUDA provider (no NVIDIA GPU here, "
                              "or the CUDA and cuDNN libraries its build needs are missing; see docs/batch.md, GPU)")
+        self._opened_with = (onnx_path, device, tuple(dropped))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_size = (int(inp.shape[2]), int(inp.shape[3]))
@@ -511,6 +518,10 @@ class OnnxRuntimeModel:
         for i in self.dropped:
             outputs.insert(i, None)
         return outputs
+
+    def with_threads(self, threads: int) -> "OnnxRuntimeModel":
+        path, device, dropped = self._opened_with
+        return OnnxRuntimeModel(path, threads, device, dropped)
 
 
 class LiteRTModel:
@@ -526,6 +537,7 @@ class LiteRTModel:
             raise ModelError("the 'litert' backend needs ai-edge-litert, which is not installed here") from None
         self.interpreter = Interpreter(model_path=str(tflite_path), num_threads=threads or os.cpu_count() or 1)
         self.interpreter.allocate_tensors()
+        self._opened_with = (tflite_path, tuple(dropped))
         inp = self.interpreter.get_input_details()[0]
         self.input_index = inp["index"]
         self.input_size = (int(inp["shape"][1]), int(inp["shape"][2]))
@@ -548,6 +560,10 @@ class LiteRTModel:
         for i in self.dropped:
             outputs.insert(i, None)
         return outputs
+
+    def with_threads(self, threads: int) -> "LiteRTModel":
+        path, dropped = self._opened_with
+        return LiteRTModel(path, threads, dropped)
 
 
 def litert_available() -> bool:

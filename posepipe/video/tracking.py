@@ -113,11 +113,29 @@ class PoseTracker:
         self.next_id = 0
         self.times = StageTimes()
         self.turns = ModelTurns(active=False)  # run_video makes it active where the models fill every core
+        self.one_thread = False  # run_video's CorePlan sets it: the models' one-thread twins run instead
+        self._one_thread_models: tuple | None = None
 
     def uses_every_core(self) -> bool:
         """Whether the models run on as many threads as this process has cores."""
         threads = self.options.threads
         return not threads or threads >= cpu_info().usable_cores
+
+    def may_run_on_one_thread(self) -> bool:
+        """Whether run_video may switch the models to one thread each: where they were opened on
+        every core by default (no ``threads`` given) on a CPU with more than one."""
+        return not self.options.threads and self.options.device == "cpu" and cpu_info().usable_cores > 1
+
+    def _models(self):
+        """The (detector, landmark model) this frame runs: as opened, or, with ``one_thread``,
+        the same networks opened again on one thread (once, on first use). Both give the same
+        outputs, so switching between frames changes no landmark."""
+        lm = self.landmarker
+        if not self.one_thread:
+            return lm.detector, lm.landmark_model
+        if self._one_thread_models is None:
+            self._one_thread_models = (lm.detector.with_threads(1), lm.landmark_model.with_threads(1))
+        return self._one_thread_models
 
     def __enter__(self) -> "PoseTracker":
         return self
@@ -126,6 +144,7 @@ class PoseTracker:
         self.close()
 
     def close(self) -> None:
+        self._one_thread_models = None
         self.landmarker.close()
 
     def reset(self) -> None:
@@ -135,41 +154,41 @@ class PoseTracker:
     def process(self, image: np.ndarray, timestamp_ms: float) -> Poses:
         image = as_rgb_uint8(image)
         height, width = image.shape[:2]
-        lm = self.landmarker
+        detector, landmark_model = self._models()
         t0 = time.perf_counter()
         rois = [t.roi for t in self.tracks]
         if len(self.tracks) < self.options.num_poses:
-            rois += self._new_rois(image, rois)
+            rois += self._new_rois(image, rois, detector, landmark_model)
         t1 = time.perf_counter()
         self.times = StageTimes(detector=t1 - t0)
         if not rois:
             self.tracks = []
             return Poses.empty(width, height)
 
-        batch = lm.landmark_model.preprocess(image, rois)
+        batch = landmark_model.preprocess(image, rois)
         t2 = time.perf_counter()
         with self.turns.model_run():
-            outputs = lm.landmark_model.infer(batch)
+            outputs = landmark_model.infer(batch)
         t3 = time.perf_counter()
         poses = self._update(outputs, rois, (width, height), timestamp_ms / 1000.0)
         t4 = time.perf_counter()
         self.times.landmark_preprocess, self.times.landmark_model, self.times.postprocess = t2 - t1, t3 - t2, t4 - t3
         return poses
 
-    def _new_rois(self, image: np.ndarray, tracked: list[RegionOfInterest]) -> list[RegionOfInterest]:
+    def _new_rois(self, image: np.ndarray, tracked: list[RegionOfInterest], detector, landmark_model
+                  ) -> list[RegionOfInterest]:
         """Crops for detected people not already tracked, best first, up to ``num_poses`` in all.
 
         Accurate: the still pipeline's accurate search (refined crops, a fallback when the
         detector finds nobody) gives the crops, at the cost of its landmark passes on these frames.
         """
-        lm = self.landmarker
         if self.options.accurate:
-            found = accurate_people(lm.detector, lm.landmark_model, image, self.options.num_poses,
-                                    self.options.min_pose_presence_confidence, False, lm.recipe)
+            found = accurate_people(detector, landmark_model, image, self.options.num_poses,
+                                    self.options.min_pose_presence_confidence, False, self.landmarker.recipe)
             candidates = [person.roi for person in found]
         else:
             with self.turns.model_run():
-                detections = lm.detector.detect(image)
+                detections = detector.detect(image)
             candidates = [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints]
         taken = [_square(r) for r in tracked]
         new = []
