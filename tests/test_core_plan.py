@@ -12,9 +12,9 @@ from conftest import sample_image
 from posepipe.models.assets import cache_dir
 from posepipe.models.cpu import cpu_info
 from posepipe.models.runtime import litert_available, load_model
-from posepipe.video.runner import CorePlan, run_video
+from posepipe.video.runner import run_video
 from posepipe.video.sources import Frame, FrameSource
-from posepipe.video.tracking import PoseTracker
+from posepipe.video.tracking import CorePlan, PoseTracker
 
 BACKENDS = ["onnxruntime"] + (["litert"] if litert_available() else [])
 MS = 1e-3
@@ -48,6 +48,41 @@ def test_switching_threads_between_frames_changes_no_landmark(landmarker):
         assert np.array_equal(ours.landmarks, theirs.landmarks) and np.array_equal(ours.rois, theirs.rois)
         assert np.array_equal(ours.world_landmarks, theirs.world_landmarks)
     assert switching._one_thread_models is not None  # the twins did run
+
+
+def test_a_tracker_fed_frame_by_frame_follows_its_own_plan(landmarker, monkeypatch):
+    """As the MediaPipe APIs feed it: each process() call is timed for the tracker's plan,
+    whose choice the next call runs on, with the same landmarks."""
+    monkeypatch.setattr(CorePlan, "WINDOW", 1)
+    timed = []
+
+    def flip(plan, median, others):
+        timed.append(median)
+        plan.one_thread = not plan.one_thread
+
+    monkeypatch.setattr(CorePlan, "window_done", flip)
+    fixed, planned = PoseTracker(landmarker=landmarker), PoseTracker(landmarker=landmarker)
+    planned.core_plan = CorePlan(adaptive=True)
+    for k, image in enumerate(_frames(5)):
+        assert planned.one_thread == (k % 2 == 1)
+        ours, theirs = planned.process(image, k * 33.3), fixed.process(image, k * 33.3)
+        assert np.array_equal(ours.landmarks, theirs.landmarks)
+    assert len(timed) == 5 and all(0 < t < 60 for t in timed)
+
+
+def test_the_mediapipe_apis_track_with_a_plan():
+    import posepipe as mp
+    from posepipe.tasks import python as tasks
+    from posepipe.tasks.python import vision
+
+    adaptive = cpu_info().usable_cores > 1
+    with mp.solutions.pose.Pose() as pose:
+        assert pose._tracker.core_plan.adaptive == adaptive
+    with mp.solutions.pose.Pose(static_image_mode=True) as still:
+        assert still._tracker is None
+    options = vision.PoseLandmarkerOptions(base_options=tasks.BaseOptions(), running_mode=vision.RunningMode.VIDEO)
+    with vision.PoseLandmarker.create_from_options(options) as landmarker:
+        assert landmarker._tracker.core_plan.adaptive == adaptive
 
 
 class _Photos(FrameSource):
@@ -89,10 +124,12 @@ def test_run_video_applies_the_plan_frame_by_frame(landmarker, monkeypatch):
 
     monkeypatch.setattr(CorePlan, "window_done", flip)
     tracker = PoseTracker(landmarker=landmarker)
+    own_plan = tracker.core_plan = CorePlan(adaptive=False)  # set aside during the run: one plan decides
     monkeypatch.setattr(tracker, "may_run_on_one_thread", lambda: True)
     process = tracker.process
 
     def watched(image, timestamp_ms):
+        assert tracker.core_plan is None
         seen.append((tracker.one_thread, tracker.turns.active))
         return process(image, timestamp_ms)
 
@@ -101,7 +138,7 @@ def test_run_video_applies_the_plan_frame_by_frame(landmarker, monkeypatch):
     run_video(_Photos(frames), tracker, [switching])
     assert [one for one, _ in seen] == [k % 2 == 1 for k in range(len(frames))]
     assert not any(one and active for one, active in seen), "turns taken while the models ran on one thread"
-    assert tracker.one_thread is False  # left as found
+    assert tracker.one_thread is False and tracker.core_plan is own_plan  # left as found
     for ours, theirs in zip(switching.items, steady.items, strict=True):
         assert np.array_equal(ours.landmarks, theirs.landmarks)
 

@@ -8,6 +8,8 @@ Every person keeps a track id, and their own filters, until lost.
 
 from __future__ import annotations
 
+import math
+import statistics
 import threading
 import time
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ import numpy as np
 from ..accurate import accurate_people
 from ..detector import box_iou
 from ..landmarks import select
-from ..models.cpu import cpu_info
+from ..models.cpu import cpu_info, cpu_ticks, others_share
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions, StageTimes, as_rgb_uint8
 from ..results import Poses
 from ..roi import RegionOfInterest, roi_from_alignment_points
@@ -86,6 +88,92 @@ class ModelTurns:
                 self._changed.notify_all()
 
 
+class CorePlan:
+    """How the tracker uses the cores, chosen as it goes from the frames' own times
+    (``run_video``'s, or ``PoseTracker.core_plan`` for frames handed one at a time).
+
+    Both plans give the same landmarks: the models' one-thread twins compute the same outputs.
+
+    - **Every core** (the start): each model run on all the cores, the decoder working between
+      runs (``ModelTurns``). Fastest on a quiet machine: the street video (205 frames, 720p) in
+      2.1-2.4 s on 2 cores of an AMD EPYC Zen 4, against 2.8-2.9 s on one thread.
+    - **One thread**: the models on one thread each, the decoder beside them. Fastest when
+      other processes keep a core busy: a run on every core then waits at each operator for
+      its thread that is not running. The same video beside one busy process: 3.1-3.3 s, against
+      4.1-4.2 s on every core.
+
+    Frame times (the median of each window of ``WINDOW`` frames, so that a frame with a detector
+    run does not count) decide. On every core, one thread is tried for a window when other
+    processes took ``BUSY`` of the CPUs or more during a window, or it was ``SLOWER`` than the
+    best window; a plan tried is kept while its window is faster than the other plan's last.
+    On one thread, every core is tried again after ``RETRY_AFTER`` windows, or at once when
+    the other processes have gone quiet.
+    """
+
+    WINDOW = 10  # frames
+    BUSY = 0.25  # of all CPUs' time, taken by other processes
+    QUIET = 0.1
+    SLOWER = 1.25  # times the best window on every core
+    RETRY_AFTER = 5  # windows on one thread; doubled after each retry that lost, up to 8 times that
+
+    def __init__(self, adaptive: bool):
+        self.adaptive = adaptive
+        self.one_thread = False
+        self._times: list[float] = []
+        self._ticks = cpu_ticks() if adaptive else None
+        self._last = {False: math.inf, True: math.inf}  # each plan's last window
+        self._best_every_core = math.inf
+        self._windows = 0
+        self._trying = False
+        self._windows_on_one = 0
+        self._retry_after = self.RETRY_AFTER
+
+    def frame_done(self, seconds: float) -> None:
+        """Count one frame's time; at a window's end, choose the plan of the next."""
+        if not self.adaptive:
+            return
+        self._times.append(seconds)
+        if len(self._times) < self.WINDOW:
+            return
+        ticks = cpu_ticks()
+        self.window_done(statistics.median(self._times), others_share(self._ticks, ticks))
+        self._times, self._ticks = [], ticks
+
+    def window_done(self, median: float, others: float | None) -> None:
+        """A window's median frame time on the present plan, and the share of all CPUs' time
+        other processes took meanwhile (None: unknown)."""
+        self._windows += 1
+        plan = self.one_thread
+        busy = others is not None and others >= self.BUSY
+        if self._windows == 1:
+            # Opening the models' caches and the first detector run: not the plan's speed.
+            if busy:
+                self._try(True)
+            return
+        self._last[plan] = median
+        if not plan:
+            self._best_every_core = min(self._best_every_core, median)
+        if self._trying:
+            self._trying = False
+            won = median < self._last[not plan]
+            if not won:
+                self.one_thread = not plan  # back to the plan before
+            if plan is False:  # every core was retried
+                self._retry_after = self.RETRY_AFTER if won else min(8 * self.RETRY_AFTER, 2 * self._retry_after)
+            self._windows_on_one = 0
+            return
+        if not plan and (busy or median > self.SLOWER * self._best_every_core):
+            self._try(True)
+        elif plan:
+            self._windows_on_one += 1
+            quiet = others is not None and others < self.QUIET
+            if quiet or self._windows_on_one >= self._retry_after:
+                self._try(False)
+
+    def _try(self, one_thread: bool) -> None:
+        self.one_thread, self._trying = one_thread, True
+
+
 def _square(roi: RegionOfInterest) -> np.ndarray:
     h = roi.size / 2
     return np.array([roi.x - h, roi.y - h, roi.x + h, roi.y + h])
@@ -113,8 +201,11 @@ class PoseTracker:
         self.next_id = 0
         self.times = StageTimes()
         self.turns = ModelTurns(active=False)  # run_video makes it active where the models fill every core
-        self.one_thread = False  # run_video's CorePlan sets it: the models' one-thread twins run instead
+        self.one_thread = False  # a CorePlan sets it: the models' one-thread twins run instead
         self._one_thread_models: tuple | None = None
+        # For callers that hand frames one at a time (the MediaPipe APIs): a plan timing each
+        # process() call. run_video keeps its own, timing whole frames, decoder waits included.
+        self.core_plan: CorePlan | None = None
 
     def uses_every_core(self) -> bool:
         """Whether the models run on as many threads as this process has cores."""
@@ -152,6 +243,15 @@ class PoseTracker:
         self.tracks = []
 
     def process(self, image: np.ndarray, timestamp_ms: float) -> Poses:
+        if self.core_plan is None:
+            return self._process(image, timestamp_ms)
+        started = time.perf_counter()
+        poses = self._process(image, timestamp_ms)
+        self.core_plan.frame_done(time.perf_counter() - started)
+        self.one_thread = self.core_plan.one_thread
+        return poses
+
+    def _process(self, image: np.ndarray, timestamp_ms: float) -> Poses:
         image = as_rgb_uint8(image)
         height, width = image.shape[:2]
         detector, landmark_model = self._models()

@@ -25,7 +25,7 @@ from posepipe.pipeline import PoseLandmarker as StillLandmarker
 from posepipe.pipeline import PoseLandmarkerOptions as StillOptions
 from posepipe.results import Poses
 from posepipe.topology import POSE_CONNECTIONS
-from posepipe.video.tracking import PoseTracker
+from posepipe.video.tracking import CorePlan, PoseTracker
 
 from ..components.containers.landmark import Landmark, NormalizedLandmark
 from ..core.base_options import BaseOptions
@@ -135,6 +135,8 @@ class PoseLandmarker:
         # MediaPipe's task graph smooths a single pose only, and never blends masks over frames.
         self._tracker = None if mode == RunningMode.IMAGE else PoseTracker(
             smooth=options.num_poses == 1, smooth_masks=False, landmarker=self._landmarker)
+        if self._tracker is not None:  # one thread per model while other processes keep a core busy
+            self._tracker.core_plan = CorePlan(adaptive=self._tracker.may_run_on_one_thread())
         self._last_timestamp_ms: int | None = None
 
     @classmethod
