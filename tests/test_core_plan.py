@@ -85,6 +85,17 @@ def test_the_mediapipe_apis_track_with_a_plan():
         assert landmarker._tracker.core_plan.adaptive == adaptive
 
 
+def test_twins_that_cannot_open_leave_the_models_as_opened(landmarker, monkeypatch):
+    def fail(self, threads):
+        raise MemoryError("no room for a second copy")
+
+    tracker = PoseTracker(landmarker=landmarker)
+    monkeypatch.setattr(type(landmarker.landmark_model.model), "with_threads", fail)
+    tracker.one_thread = True
+    poses = tracker.process(_frames(1)[0], 0.0)
+    assert len(poses) == 1 and tracker._models() == (landmarker.detector, landmarker.landmark_model)
+
+
 class _Photos(FrameSource):
     name, fps, live = "drifting photo", 30.0, False
 

@@ -225,7 +225,10 @@ class PoseTracker:
         if not self.one_thread:
             return lm.detector, lm.landmark_model
         if self._one_thread_models is None:
-            self._one_thread_models = (lm.detector.with_threads(1), lm.landmark_model.with_threads(1))
+            try:
+                self._one_thread_models = (lm.detector.with_threads(1), lm.landmark_model.with_threads(1))
+            except Exception:  # noqa: BLE001 - no memory for a second copy, say: the models as opened serve
+                self._one_thread_models = (lm.detector, lm.landmark_model)
         return self._one_thread_models
 
     def __enter__(self) -> "PoseTracker":
