@@ -24,7 +24,9 @@ _model_options = [
     click.option("--min-presence-confidence", default=0.5, show_default=True, help="Landmark model pose threshold."),
     click.option("--backend", type=click.Choice(["auto", "onnxruntime", "litert"]), default="auto", show_default=True,
                  help="auto: per model, the one measured faster on this machine (once, cached)."),
-    click.option("--threads", default=0, help="Inference threads (0: all cores)."),
+    click.option("--threads", default=0,
+                 help="Inference threads (0: all cores, and video tracking moves to one thread "
+                      "while other processes keep a core busy)."),
     click.option("--detector-model", type=click.Path(), help="A BlazePose detector .tflite."),
     click.option("--landmark-model", type=click.Path(),
                  help="A BlazePose landmark .tflite (lite/full/heavy), or a trained landmark .onnx."),
