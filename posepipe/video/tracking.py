@@ -213,7 +213,7 @@ class PoseTracker:
         return not threads or threads >= cpu_info().usable_cores
 
     def may_run_on_one_thread(self) -> bool:
-        """Whether run_video may switch the models to one thread each: where they were opened on
+        """Whether a CorePlan may switch the models to one thread each: where they were opened on
         every core by default (no ``threads`` given) on a CPU with more than one."""
         return not self.options.threads and self.options.device == "cpu" and cpu_info().usable_cores > 1
 
@@ -227,7 +227,7 @@ class PoseTracker:
         if self._one_thread_models is None:
             try:
                 self._one_thread_models = (lm.detector.with_threads(1), lm.landmark_model.with_threads(1))
-            except Exception:  # noqa: BLE001 - no memory for a second copy, say: the models as opened serve
+            except Exception:  # noqa: BLE001 - out of memory for a second copy, for one: the models as opened serve
                 self._one_thread_models = (lm.detector, lm.landmark_model)
         return self._one_thread_models
 
