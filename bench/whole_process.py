@@ -10,12 +10,17 @@ posepipe's cache, as after a first use); the figures are medians. MediaPipe runs
 environment (``make bench`` builds ``.bench/mediapipe``) through ``--mediapipe-python``.
 
     python bench/whole_process.py --mediapipe-python .bench/mediapipe/bin/python
+    python bench/whole_process.py --mediapipe-python .bench/mediapipe/bin/python --busy 1
+
+``--busy K`` runs both beside K busy processes (pure Python loops, started and stopped by this
+script), as on a machine shared with other work.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import statistics
 import subprocess
@@ -96,6 +101,18 @@ def timed(command: list[str], env: dict, out: Path) -> tuple[float, int]:
     return seconds, sum(1 for _ in out.open())
 
 
+@contextlib.contextmanager
+def busy_processes(count: int):
+    """``count`` processes that keep a core busy each, for as long as the block runs."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.terminate()
+            loop.wait()
+
+
 def main() -> None:
     from posepipe.models.cpu import describe
 
@@ -104,11 +121,12 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable, help="python that runs posepipe (default: this one)")
     parser.add_argument("--video", type=Path, default=STREET)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=0, help="busy processes beside the runs (default: none)")
     args = parser.parse_args()
     if not args.video.is_file():
         sys.exit(f"no video at {args.video} (the street video comes with ../shared)")
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, busy_processes(args.busy):
         commands = {
             "posepipe": ([args.python, "-c", POSEPIPE, "video", str(args.video), "-o", f"{tmp}/posepipe.jsonl"],
                          posepipe_env(), Path(tmp) / "posepipe.jsonl"),
@@ -120,8 +138,9 @@ def main() -> None:
         sys.exit(f"the two wrote different frame counts: {frames}")
     n = frames["posepipe"]
     print(describe())
+    beside = f", beside {args.busy} busy process{'es' if args.busy > 1 else ''}" if args.busy else ""
     print(f"whole process: {args.video.name}, {n} frames, JSON lines out, median of {args.runs} interleaved runs "
-          "(start to exit)")
+          f"(start to exit){beside}")
     print_against_mediapipe(times, {
         "mediapipe": "MediaPipe 0.10.21 script (OpenCV decode, static_image_mode=False)",
         "posepipe": f"posepipe video {args.video.name} -o poses.jsonl"}, n, "frames")
