@@ -87,27 +87,34 @@ def _known_digests() -> dict[tuple, str]:
     return _DIGESTS
 
 
+def write_file_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` (its folder made if missing) through a temporary name in the
+    same folder and a rename: a full disk or a crash never leaves half a file where readers
+    look. OSError as it comes, the temporary file removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone already after the rename
+
+
 def _save_digests(known: dict[tuple, str]) -> None:
-    """Keep the digests of the files still as they were (through a rename: readers see a
-    whole file); a cache folder that cannot be written only costs the next process time."""
+    """Keep the digests of the files still as they were; a cache folder that cannot be
+    written only costs the next process time."""
     def unchanged(key: tuple) -> bool:
         try:
             return _identity(Path(key[0])) == key
         except OSError:
             return False
 
-    target = cache_dir() / DIGESTS_FILE
+    kept = [[*key, digest] for key, digest in known.items() if unchanged(key)]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        write_file_atomically(cache_dir() / DIGESTS_FILE, json.dumps(kept).encode())
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump([[*key, digest] for key, digest in known.items() if unchanged(key)], f)
-        os.replace(tmp, target)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 def sha256_of(path: Path) -> str:

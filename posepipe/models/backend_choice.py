@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .assets import sha256_of
+from .assets import sha256_of, write_file_atomically
 from .cpu import CpuInfo, cpu_info, cpu_ticks, others_share, runtime_versions
 
 CANDIDATES = ("litert", "onnxruntime")
@@ -96,11 +94,7 @@ def write_record(path: Path, record: dict) -> None:
     """Write through a temporary name and a rename; a cache that cannot be written is skipped
     (the next open measures again)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1)
-        os.replace(tmp, path)
+        write_file_atomically(path, json.dumps(record, indent=1).encode())
     except OSError:
         pass
 

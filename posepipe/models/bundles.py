@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 from ..errors import ModelError
-from .assets import cache_dir
+from .assets import cache_dir, write_file_atomically
 
 # The member names MediaPipe's pose landmarker graph looks up in a bundle.
 DETECTOR_MEMBER = "pose_detector.tflite"
@@ -48,7 +46,7 @@ def unpack_task_bundle(bundle: str | Path | bytes) -> tuple[Path, Path]:
                                      f"are: {', '.join(names)}.")
             folder.mkdir(parents=True, exist_ok=True)
             for target in targets:
-                _write_whole(target, archive.read(target.name))
+                write_file_atomically(target, archive.read(target.name))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error):
         raise ModelError(f"{label} is not a .task bundle (not a readable zip archive)") from None
     except OSError as exc:
@@ -56,11 +54,3 @@ def unpack_task_bundle(bundle: str | Path | bytes) -> tuple[Path, Path]:
     return targets
 
 
-def _write_whole(target: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(content)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

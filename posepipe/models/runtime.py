@@ -25,7 +25,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import ModelError
-from .assets import sha256_of
+from .assets import sha256_of, write_file_atomically
 from .graph import Graph, expanded_weights, import_tflite, keep_outputs
 
 BACKENDS = ("auto", "onnxruntime", "litert")
@@ -126,19 +126,10 @@ def _write_model(model, target: Path) -> None:
 
 
 def _write_bytes(data: bytes, target: Path) -> None:
-    """Write ``data`` to ``target`` through a temporary name and a rename: a full disk or a
-    crash never leaves half a file where the cache looks."""
+    """Write ``data`` to ``target`` whole or not at all; ModelError where the cache cannot be written."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        write_file_atomically(target, data)
     except OSError as exc:
-        raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ModelError(f"cannot write the converted model to {target.parent}: {exc.strerror or exc}") from None
 
 
@@ -167,7 +158,8 @@ def tflite_for_litert(tflite_path: Path, cache_dir: Path, drop_outputs: tuple[in
     by DENSIFY and DEQUANTIZE operators each time the model is opened: the detector took 30 ms
     to open, 5 ms from this file (one thread, Zen 4). The expansion is exact, and done here
     once, as the ONNX import folds it. The other operators, their weights and their order
-    are the original's, so the outputs kept are bit-identical to the original file's. Where the cache cannot be written, a file with no outputs to drop runs as it is.
+    are the original's, so the outputs kept are bit-identical to the original file's. Where
+    the cache cannot be written, a file with no outputs to drop runs as it is.
     """
     variant = "".join(f"-no{i}" for i in sorted(drop_outputs))
     target = cache_dir / "tflite" / f"{tflite_path.stem}-{sha256_of(tflite_path)[:16]}{variant}-f32.tflite"
