@@ -232,3 +232,35 @@ def test_refused_runs_leave_no_files(tmp_path, clip, model_paths):
     stream = posepipe("video", "rtsp://127.0.0.1:9/live", "--zero-lag", 3, "-o", out / "s.jsonl", timeout=60)
     assert stream.returncode == 2 and "files, not streams" in one_sentence(stream.stderr)
     assert not out.exists() or not any(out.iterdir())
+
+
+def _opencv_frames(path: Path, count: int) -> list[np.ndarray]:
+    """RGB frames as MediaPipe's Python examples read them: cv2.VideoCapture, then BGR to RGB."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < count:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return frames
+
+
+@pytest.mark.parametrize("which", ["clip", "street"])
+def test_decoded_frames_are_opencvs(which, clip):
+    """The pixels the pipeline sees are those of MediaPipe-style code (one swscale converter kept
+    for the whole video gives what a frame's own conversion gives)."""
+    from posepipe.video.sources import open_source
+    from tests.conftest import SHARED
+
+    path = clip if which == "clip" else SHARED / "data" / "video" / "street_720p_205f.avi"
+    if not path.is_file():
+        pytest.skip("../shared (the street video) is absent")
+    with open_source(str(path)) as source:
+        ours = [frame.image for _, frame in zip(range(40), source)]
+    theirs = _opencv_frames(path, 40)
+    assert len(ours) == len(theirs) > 0
+    for index, (a, b) in enumerate(zip(ours, theirs)):
+        assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+        assert np.array_equal(a, b), f"frame {index}: {np.count_nonzero(a != b)} values differ"

