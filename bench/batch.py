@@ -10,7 +10,9 @@ timed as a subprocess from start to exit.
   cluster already running (started by this script, on loopback);
 * peak memory of the whole process tree (the sum of its processes' resident memory, sampled
   every 50 ms; shared pages count once per process) with ``--scale`` times the inputs
-  against once.
+  against once, each in a run of its own after the timed ones: walking /proc takes about
+  1.4 ms a sample, 3 % of a core, which a timed run would share with the command it times
+  (and only the commands that keep every core busy would pay for it).
 
 With ``--device cuda`` (a machine with an NVIDIA GPU and posepipe[gpu]) it measures the GPU
 instead (``measure_device``): the landmark model's crops per second at several batch sizes,
@@ -119,8 +121,9 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def timed(command: list[str], env: dict) -> tuple[float, int]:
-    """Seconds from start to exit, and the peak resident memory of the process tree."""
+def timed(command: list[str], env: dict, sample_memory: bool = False) -> tuple[float, int]:
+    """Seconds from start to exit; with ``sample_memory``, also the peak resident memory of the
+    process tree (else 0: the sampling would take CPU from the command being timed)."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0
@@ -133,11 +136,13 @@ def timed(command: list[str], env: dict) -> tuple[float, int]:
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sample_memory:
+        sampler.start()
     _, stderr = proc.communicate()
     seconds = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample_memory:
+        sampler.join()
     if proc.returncode != 0:
         sys.exit(f"{' '.join(command[:1] + command[3:5])} failed ({proc.returncode}): {stderr.strip()[-800:]}")
     return seconds, peak
@@ -266,19 +271,19 @@ def main() -> None:
             commands["batch --engine ray --address"] = (
                 batch(str(tmp / "inputs"), 2, "--engine", "ray", "--address", cluster.address), env)
         times: dict[str, list[float]] = {name: [] for name in commands}
-        peaks: dict[str, int] = {}
         for round_ in range(args.runs + 1):  # round 0 warms the disk cache and posepipe's auto cache
             order = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
             for name in order:
-                seconds, peak = timed(*commands[name])
+                seconds, _ = timed(*commands[name])
                 if round_:
                     times[name].append(seconds)
-                    peaks[name] = max(peaks.get(name, 0), peak)
 
         if cluster is not None:
             cluster.shutdown()
+        # Memory in runs of its own, untimed: once the inputs, then --scale times them.
+        _, one = timed(*commands["batch 2 workers"], sample_memory=True)
         big_photos, big_videos = make_inputs(tmp / "inputs_x", args.photos * args.scale, args.videos * args.scale)
-        _, big_peak = timed(batch(str(tmp / "inputs_x"), 2), env)
+        _, big_peak = timed(batch(str(tmp / "inputs_x"), 2), env, sample_memory=True)
 
     frames = args.photos + args.videos * 205
     med = {name: statistics.median(t) for name, t in times.items()}
@@ -301,7 +306,6 @@ def main() -> None:
     if "batch --engine ray" in med:
         print(f"Ray engine against the local engine: {med['batch 2 workers'] / med['batch --engine ray']:.2f}x "
               f"starting Ray, {med['batch 2 workers'] / med['batch --engine ray --address']:.2f}x on Ray running")
-    one = peaks["batch 2 workers"]
     print(f"peak memory of the process tree, posepipe batch --workers 2: {one / 2**20:.0f} MiB with the inputs, "
           f"{big_peak / 2**20:.0f} MiB with {args.scale}x ({len(big_photos)} photos, {len(big_videos)} videos): "
           f"{big_peak / one:.2f}x")
