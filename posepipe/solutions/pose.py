@@ -21,7 +21,7 @@ from ..models.registry import COMPLEXITY, landmark_model_path
 from ..pipeline import PoseLandmarker, PoseLandmarkerOptions
 from ..results import Poses
 from ..topology import LANDMARK_NAMES
-from ..video.tracking import CorePlan, PoseTracker
+from ..video.tracking import PoseTracker
 from .pose_connections import POSE_CONNECTIONS
 
 __all__ = ["Pose", "PoseLandmark", "POSE_CONNECTIONS", "SolutionOutputs"]
@@ -105,9 +105,8 @@ class Pose:
         self.enable_segmentation = bool(enable_segmentation)
         self._landmarker: PoseLandmarker | None = PoseLandmarker(options)
         self._tracker = None if self.static_image_mode else PoseTracker(
-            smooth=bool(smooth_landmarks), smooth_masks=bool(smooth_segmentation), landmarker=self._landmarker)
-        if self._tracker is not None:  # one thread per model while other processes keep a core busy
-            self._tracker.core_plan = CorePlan(adaptive=self._tracker.may_run_on_one_thread())
+            smooth=bool(smooth_landmarks), smooth_masks=bool(smooth_segmentation), landmarker=self._landmarker,
+            plan_cores=True)
         self._calls = 0
 
     def __enter__(self) -> "Pose":

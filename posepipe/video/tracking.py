@@ -188,11 +188,14 @@ class PoseTracker:
 
     ``smooth`` turns MediaPipe's landmark filtering on (default) or off; ``smooth_masks``
     (default: as ``smooth``) the blending of segmentation masks over frames. Timestamps must
-    increase; the filters adapt to the actual frame intervals.
+    increase; the filters adapt to the actual frame intervals. ``plan_cores``, for callers that
+    hand frames one at a time (the MediaPipe APIs): a :class:`CorePlan` times each ``process``
+    call and moves the models to one thread while other processes keep a core busy.
     """
 
     def __init__(self, options: PoseLandmarkerOptions | None = None, smooth: bool = True,
-                 landmarker: PoseLandmarker | None = None, smooth_masks: bool | None = None, **overrides):
+                 landmarker: PoseLandmarker | None = None, smooth_masks: bool | None = None, *,
+                 plan_cores: bool = False, **overrides):
         self.landmarker = landmarker or PoseLandmarker(options, **overrides)
         self.options = self.landmarker.options
         self.smooth = smooth
@@ -203,9 +206,9 @@ class PoseTracker:
         self.turns = ModelTurns(active=False)  # run_video makes it active where the models fill every core
         self.one_thread = False  # a CorePlan sets it: the models' one-thread twins run instead
         self._one_thread_models: tuple | None = None
-        # For callers that hand frames one at a time (the MediaPipe APIs): a plan timing each
-        # process() call. run_video keeps its own, timing whole frames, decoder waits included.
-        self.core_plan: CorePlan | None = None
+        # ``plan_cores``: a plan timing each process() call. run_video keeps its own, timing
+        # whole frames, decoder waits included.
+        self.core_plan: CorePlan | None = CorePlan(adaptive=self.may_run_on_one_thread()) if plan_cores else None
 
     def uses_every_core(self) -> bool:
         """Whether the models run on as many threads as this process has cores."""

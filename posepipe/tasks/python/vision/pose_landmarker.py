@@ -25,7 +25,7 @@ from posepipe.pipeline import PoseLandmarker as StillLandmarker
 from posepipe.pipeline import PoseLandmarkerOptions as StillOptions
 from posepipe.results import Poses
 from posepipe.topology import POSE_CONNECTIONS
-from posepipe.video.tracking import CorePlan, PoseTracker
+from posepipe.video.tracking import PoseTracker
 
 from ..components.containers.landmark import Landmark, NormalizedLandmark
 from ..core.base_options import BaseOptions
@@ -134,9 +134,7 @@ class PoseLandmarker:
             raise ValueError(str(exc)) from None
         # MediaPipe's task graph smooths a single pose only, and never blends masks over frames.
         self._tracker = None if mode == RunningMode.IMAGE else PoseTracker(
-            smooth=options.num_poses == 1, smooth_masks=False, landmarker=self._landmarker)
-        if self._tracker is not None:  # one thread per model while other processes keep a core busy
-            self._tracker.core_plan = CorePlan(adaptive=self._tracker.may_run_on_one_thread())
+            smooth=options.num_poses == 1, smooth_masks=False, landmarker=self._landmarker, plan_cores=True)
         self._last_timestamp_ms: int | None = None
 
     @classmethod
