@@ -119,3 +119,60 @@ def test_runs_wait_for_the_decoder_only_where_reading_is_work(model_paths, live)
         assert waited < source.wait_s, f"the runs waited {waited:.2f} s for frames being captured"
     else:
         assert waited >= source.wait_s, "runs never waited for the decoder: turns were not taken"
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_after_run_is_called_as_each_run_ends(active):
+    turns = ModelTurns(active=active)
+    ended = []
+    turns.after_run = lambda: ended.append(True)
+    with turns.model_run():
+        assert not ended
+    assert ended == [True]
+    with pytest.raises(RuntimeError):
+        with turns.model_run():
+            raise RuntimeError("the model failed")
+    assert ended == [True, True]
+
+
+class _CountedSource(FrameSource):
+    """Blank frames from a file (not live), each read set as an event."""
+
+    name, fps, live = "counted", 10.0, False
+
+    def __init__(self, frames: int):
+        self.frames = frames
+        self.read = [threading.Event() for _ in range(frames)]
+        self.runs_started_at_read: list[int] = []
+        self.runs_started = 0
+
+    def __iter__(self):
+        for index in range(self.frames):
+            self.runs_started_at_read.append(self.runs_started)
+            self.read[index].set()
+            yield Frame(index, index * 100.0, np.zeros((240, 320, 3), np.uint8))
+
+
+def test_the_decoder_reads_ahead_as_soon_as_a_run_ends(model_paths, monkeypatch):
+    """The decoder's next piece starts as a run ends, beside the work after it (decoding the
+    landmarks, cutting the next crop), not once the loop takes the next frame; and it never
+    runs more than ``prefetch`` frames ahead of the runs."""
+    prefetch, source = 2, _CountedSource(6)
+    read_during_the_work_after_a_run = []
+    with PoseTracker() as tracker:
+        detect_people = tracker._new_rois  # blank frames: the detector's run on every frame
+
+        def run_then_work(*args, **kwargs):
+            frame = source.runs_started
+            source.runs_started += 1
+            found = detect_people(*args, **kwargs)
+            if frame + prefetch < source.frames:  # the work after the run waits for the read
+                read_during_the_work_after_a_run.append(source.read[frame + prefetch].wait(WAIT_S))
+            return found
+
+        monkeypatch.setattr(tracker, "_new_rois", run_then_work)
+        stats = run_video(source, tracker, [], prefetch=prefetch)
+    assert stats.frames == source.frames
+    assert read_during_the_work_after_a_run == [True] * (source.frames - prefetch)
+    for frame, started in enumerate(source.runs_started_at_read):
+        assert frame < prefetch + started, f"frame {frame} was read with only {started} runs started"

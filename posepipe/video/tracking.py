@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -54,12 +55,17 @@ class ModelTurns:
         self._changed = threading.Condition()
         self._model_turn = False  # a run is waiting or under way
         self._pieces = 0  # helper pieces under way
+        self.after_run: Callable[[], None] | None = None  # called as each run ends, active or not
 
     @contextmanager
     def model_run(self):
         """``with turns.model_run():`` around a model's run."""
         if not self.active:
-            yield
+            try:
+                yield
+            finally:
+                if self.after_run is not None:
+                    self.after_run()
             return
         with self._changed:
             self._model_turn = True
@@ -70,6 +76,8 @@ class ModelTurns:
             with self._changed:
                 self._model_turn = False
                 self._changed.notify_all()
+            if self.after_run is not None:
+                self.after_run()
 
     @contextmanager
     def helper_work(self):
