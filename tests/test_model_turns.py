@@ -12,6 +12,8 @@ from posepipe.video.runner import run_video
 from posepipe.video.sources import Frame, FrameSource
 from posepipe.video.tracking import ModelTurns, PoseTracker
 
+from conftest import sample_image
+
 WAIT_S = 5.0  # bound on every wait: a broken turn fails the test instead of hanging it
 SETTLE_S = 0.2  # long enough for a thread that could go on to do so
 
@@ -122,10 +124,13 @@ def test_runs_wait_for_the_decoder_only_where_reading_is_work(model_paths, live)
 
 
 @pytest.mark.parametrize("active", [True, False])
-def test_after_run_is_called_as_each_run_ends(active):
+def test_after_frame_runs_is_called_as_a_frames_last_run_ends(active):
     turns = ModelTurns(active=active)
     ended = []
-    turns.after_run = lambda: ended.append(True)
+    turns.after_frame_runs = lambda: ended.append(True)
+    with turns.model_run(last_of_frame=False):  # the detector's, before the landmark model's
+        pass
+    assert not ended
     with turns.model_run():
         assert not ended
     assert ended == [True]
@@ -136,43 +141,43 @@ def test_after_run_is_called_as_each_run_ends(active):
 
 
 class _CountedSource(FrameSource):
-    """Blank frames from a file (not live), each read set as an event."""
+    """The same picture again and again, from a file (not live), each read set as an event."""
 
     name, fps, live = "counted", 10.0, False
 
-    def __init__(self, frames: int):
-        self.frames = frames
+    def __init__(self, picture: np.ndarray, frames: int):
+        self.picture, self.frames = picture, frames
         self.read = [threading.Event() for _ in range(frames)]
-        self.runs_started_at_read: list[int] = []
-        self.runs_started = 0
+        self.runs_ended_at_read: list[int] = []
+        self.runs_ended = 0
 
     def __iter__(self):
         for index in range(self.frames):
-            self.runs_started_at_read.append(self.runs_started)
+            self.runs_ended_at_read.append(self.runs_ended)
             self.read[index].set()
-            yield Frame(index, index * 100.0, np.zeros((240, 320, 3), np.uint8))
+            yield Frame(index, index * 100.0, self.picture)
 
 
-def test_the_decoder_reads_ahead_as_soon_as_a_run_ends(model_paths, monkeypatch):
-    """The decoder's next piece starts as a run ends, beside the work after it (decoding the
-    landmarks, cutting the next crop), not once the loop takes the next frame; and it never
-    runs more than ``prefetch`` frames ahead of the runs."""
-    prefetch, source = 2, _CountedSource(6)
-    read_during_the_work_after_a_run = []
+def test_the_decoder_reads_ahead_as_soon_as_a_frames_runs_end(model_paths, monkeypatch):
+    """The decoder's next piece starts as a frame's last model run ends, beside the work after
+    it (decoding the landmarks, cutting the next crop), not once the loop takes the next frame;
+    and it never runs more than ``prefetch`` frames ahead of the runs."""
+    prefetch, source = 2, _CountedSource(sample_image("grace_hopper.jpg"), 6)
+    read_during_the_work_after_the_runs = []
     with PoseTracker() as tracker:
-        detect_people = tracker._new_rois  # blank frames: the detector's run on every frame
+        landmarks_of = tracker._update  # what follows the landmark model's run
 
-        def run_then_work(*args, **kwargs):
-            frame = source.runs_started
-            source.runs_started += 1
-            found = detect_people(*args, **kwargs)
-            if frame + prefetch < source.frames:  # the work after the run waits for the read
-                read_during_the_work_after_a_run.append(source.read[frame + prefetch].wait(WAIT_S))
-            return found
+        def work_after_the_runs(*args, **kwargs):
+            frame = source.runs_ended
+            source.runs_ended += 1
+            if frame + prefetch < source.frames:  # the work waits for the decoder's read
+                read_during_the_work_after_the_runs.append(source.read[frame + prefetch].wait(WAIT_S))
+            return landmarks_of(*args, **kwargs)
 
-        monkeypatch.setattr(tracker, "_new_rois", run_then_work)
+        monkeypatch.setattr(tracker, "_update", work_after_the_runs)
         stats = run_video(source, tracker, [], prefetch=prefetch)
     assert stats.frames == source.frames
-    assert read_during_the_work_after_a_run == [True] * (source.frames - prefetch)
-    for frame, started in enumerate(source.runs_started_at_read):
-        assert frame < prefetch + started, f"frame {frame} was read with only {started} runs started"
+    assert source.runs_ended == source.frames, "the person was not tracked on every frame"
+    assert read_during_the_work_after_the_runs == [True] * (source.frames - prefetch)
+    for frame, ended in enumerate(source.runs_ended_at_read):
+        assert frame < prefetch + ended + 1, f"frame {frame} was read with only {ended} frames' runs ended"

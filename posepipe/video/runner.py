@@ -66,7 +66,7 @@ class _DecodeAhead:
     """How far the decoder may run ahead: ``frames`` frames past the last one whose model run
     has ended.
 
-    A frame's slot is freed as its first model run ends (``ModelTurns.after_run``), not when
+    A frame's slot is freed as its last model run ends (``ModelTurns.after_frame_runs``), not when
     the loop takes the frame from the queue, after the landmarks' decoding: so the decoder's
     next piece starts at once, beside the landmarks' decoding and the next crop. Started when
     the frame was taken it ended after the next crop was cut, and the next run waited for it
@@ -133,7 +133,7 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
             stats.stages["write"] += time.perf_counter() - t
 
     decoder, writer = _Worker(decode), _Worker(write)
-    turns.after_run = ahead.free_slot
+    turns.after_frame_runs = ahead.free_slot
     kept_turns, tracker.turns = tracker.turns, turns
     kept_plan, tracker.core_plan = tracker.core_plan, None  # this loop's plan decides, timing whole frames
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def run_video(source: FrameSource, tracker: PoseTracker, sinks: list[Sink],
                 poses = tracker.process(frame.image, frame.timestamp_ms)
                 for name in ("detector", "landmark_preprocess", "landmark_model", "postprocess"):
                     stats.stages[name] += getattr(tracker.times, name)
-            ahead.free_slot()  # where no model ran (nobody to track, or an unreadable frame)
+            ahead.free_slot()  # where no landmark model ran (nobody found, or an unreadable frame)
             results.put((frame, poses))
             stats.frames += 1
             if on_frame:

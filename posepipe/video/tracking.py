@@ -55,29 +55,28 @@ class ModelTurns:
         self._changed = threading.Condition()
         self._model_turn = False  # a run is waiting or under way
         self._pieces = 0  # helper pieces under way
-        self.after_run: Callable[[], None] | None = None  # called as each run ends, active or not
+        self.after_frame_runs: Callable[[], None] | None = None  # called as a frame's last run ends
 
     @contextmanager
-    def model_run(self):
-        """``with turns.model_run():`` around a model's run."""
-        if not self.active:
+    def model_run(self, last_of_frame: bool = True):
+        """``with turns.model_run():`` around a model's run; ``last_of_frame``: no other run
+        follows for this frame (the detector's is followed by the landmark model's)."""
+        try:
+            if not self.active:
+                yield
+                return
+            with self._changed:
+                self._model_turn = True
+                self._changed.wait_for(lambda: self._pieces == 0)
             try:
                 yield
             finally:
-                if self.after_run is not None:
-                    self.after_run()
-            return
-        with self._changed:
-            self._model_turn = True
-            self._changed.wait_for(lambda: self._pieces == 0)
-        try:
-            yield
+                with self._changed:
+                    self._model_turn = False
+                    self._changed.notify_all()
         finally:
-            with self._changed:
-                self._model_turn = False
-                self._changed.notify_all()
-            if self.after_run is not None:
-                self.after_run()
+            if last_of_frame and self.after_frame_runs is not None:
+                self.after_frame_runs()
 
     @contextmanager
     def helper_work(self):
@@ -301,7 +300,7 @@ class PoseTracker:
                                     self.options.min_pose_presence_confidence, False, self.landmarker.recipe)
             candidates = [person.roi for person in found]
         else:
-            with self.turns.model_run():
+            with self.turns.model_run(last_of_frame=False):
                 detections = detector.detect(image)
             candidates = [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints]
         taken = [_square(r) for r in tracked]
