@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from conftest import sample_image
 from posepipe.models.assets import cache_dir
 from posepipe.models.cpu import cpu_info
 from posepipe.models.runtime import litert_available, load_model
 from posepipe.video.runner import run_video
 from posepipe.video.sources import Frame, FrameSource
 from posepipe.video.tracking import CorePlan, PoseTracker
+from tests.conftest import sample_image
 
 BACKENDS = ["onnxruntime"] + (["litert"] if litert_available() else [])
 MS = 1e-3

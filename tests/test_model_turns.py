@@ -11,8 +11,7 @@ import pytest
 from posepipe.video.runner import run_video
 from posepipe.video.sources import Frame, FrameSource
 from posepipe.video.tracking import ModelTurns, PoseTracker
-
-from conftest import sample_image
+from tests.conftest import sample_image
 
 WAIT_S = 5.0  # bound on every wait: a broken turn fails the test instead of hanging it
 SETTLE_S = 0.2  # long enough for a thread that could go on to do so
