@@ -138,13 +138,15 @@ class PoseLandmarker:
         self.times = StageTimes(detector=t1 - t0)
         if len(detections) == 0:
             return Poses.empty(width, height)
-        poses = self.landmarks_in_rois(image, self.rois_of(detections))
+        poses = self.landmarks_in_rois(image, self.rois_of(detections, (width, height)))
         poses.detections = detections
         return poses
 
-    def rois_of(self, detections) -> list[RegionOfInterest]:
-        """The crops of the first ``num_poses`` detected people, as MediaPipe aligns them."""
-        return [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints[: self.options.num_poses]]
+    def rois_of(self, detections, image_size: tuple[int, int]) -> list[RegionOfInterest]:
+        """The crops of the first ``num_poses`` detected people, as MediaPipe aligns them
+        (in its float32 steps: the crops are MediaPipe's to the pixel)."""
+        return [roi_from_alignment_points(kp[0], kp[1], image_size=image_size)
+                for kp in detections.keypoints[: self.options.num_poses]]
 
     def detect_many(self, images: Iterable[np.ndarray]) -> list[Poses]:
         """Poses in each of several RGB images, as :meth:`detect` finds them one at a time, but
@@ -163,7 +165,7 @@ class PoseLandmarker:
             t0 = time.perf_counter()
             detections = self.detector.detect(image)
             t1 = time.perf_counter()
-            rois = self.rois_of(detections)
+            rois = self.rois_of(detections, (image.shape[1], image.shape[0]))
             if rois:
                 crops.append(self.landmark_model.preprocess(image, rois))
             found.append(((image.shape[1], image.shape[0]), detections, rois))

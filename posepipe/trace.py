@@ -78,7 +78,8 @@ def run_trace(image_path: str | Path, out_dir: str | Path, landmarker: PoseLandm
 
     poses = None
     if len(detections):
-        rois = [roi_from_alignment_points(k[0], k[1]) for k in detections.keypoints[: landmarker.options.num_poses]]
+        rois = [roi_from_alignment_points(k[0], k[1], image_size=(width, height))
+                for k in detections.keypoints[: landmarker.options.num_poses]]
         model = landmarker.landmark_model
         t = time.perf_counter()
         batch = model.preprocess(image, rois)

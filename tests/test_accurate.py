@@ -42,7 +42,8 @@ def test_default_is_mediapipes_pipeline_bit_for_bit(plain):
     image = sample_image("grace_hopper.jpg")
     poses = plain.detect(image)
     detections = plain.detector.detect(image)
-    rois = [roi_from_alignment_points(k[0], k[1]) for k in detections.keypoints[:1]]
+    size = (image.shape[1], image.shape[0])
+    rois = [roi_from_alignment_points(k[0], k[1], image_size=size) for k in detections.keypoints[:1]]
     by_hand = plain.poses_from_outputs(plain.landmark_model.infer(plain.landmark_model.preprocess(image, rois)),
                                        rois, (image.shape[1], image.shape[0]))
     assert len(poses) == 1 and poses.box_index is None

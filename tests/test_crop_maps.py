@@ -2,6 +2,7 @@
 written out plainly: every 1/32 pixel coordinate must be the same, for ordinary crops and
 for crops far outside the image."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -9,14 +10,20 @@ from posepipe.roi import RegionOfInterest, crop_matrix, sampling_maps
 
 
 def plain_maps(matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """OpenCV < 4.11 warpPerspective: W = m6 x + m7 y + m8; X = saturate(round((m0 x + m1 y + m2) * 32 / W))."""
-    inv = np.linalg.inv(matrix)
-    xs = np.arange(size, dtype=np.float64)[None, :]
+    """OpenCV < 4.11 warpPerspective, column by column as its loop runs: the matrix inverted
+    by cv::invert, the columns in blocks of 64 (16 rows × 64 columns = BLOCK_SZ²), each block
+    starting at ``b``: X0 = m0 b + m1 y + m2, then for the column b + i: W = W0 + m6 i,
+    X = saturate(round((X0 + m0 i) * 32 / W))."""
+    inv = cv2.invert(matrix, flags=cv2.DECOMP_LU)[1]
+    m = inv.ravel()
     ys = np.arange(size, dtype=np.float64)[:, None]
-    w = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
-    w = np.where(w != 0, 32.0 / np.where(w != 0, w, 1.0), 0.0)
-    x, y = (np.clip(np.rint((inv[r, 0] * xs + inv[r, 1] * ys + inv[r, 2]) * w), -2.0**31, 2.0**31 - 1)
-            .astype(np.int32) for r in (0, 1))
+    wx, xx, yx = (np.empty((size, size)) for _ in range(3))
+    for b in range(0, size, 64):  # each row y of the block: the same sums, y by y
+        x0, y0, w0 = m[0] * b + m[1] * ys + m[2], m[3] * b + m[4] * ys + m[5], m[6] * b + m[7] * ys + m[8]
+        i = np.arange(min(64, size - b), dtype=np.float64)[None, :]
+        wx[:, b:b + i.size], xx[:, b:b + i.size], yx[:, b:b + i.size] = w0 + m[6] * i, x0 + m[0] * i, y0 + m[3] * i
+    w = np.where(wx != 0, 32.0 / np.where(wx != 0, wx, 1.0), 0.0)
+    x, y = (np.clip(np.rint(v * w), -2.0**31, 2.0**31 - 1).astype(np.int32) for v in (xx, yx))
     map1 = np.stack([np.clip(x >> 5, -32768, 32767), np.clip(y >> 5, -32768, 32767)], axis=-1).astype(np.int16)
     return map1, ((y & 31) << 5 | (x & 31)).astype(np.uint16)
 
@@ -62,7 +69,7 @@ def test_maps_of_upright_crops_and_letterboxes(scale):
         upright = RegionOfInterest(*rng.uniform(-500, 2500, 2) * scale, rng.uniform(1, 3000) * scale, 0.0)
         for roi, size in ((letterbox_roi(width, height), 224), (upright, 224), (upright, 256)):
             matrix = crop_matrix(roi, size)
-            inv = np.linalg.inv(matrix)
+            inv = cv2.invert(matrix, flags=cv2.DECOMP_LU)[1]
             separable += bool(inv[0, 1] == inv[1, 0] == inv[2, 0] == inv[2, 1] == 0 and inv[2, 2] == 1)
             got, want = sampling_maps(matrix, size), plain_maps(matrix, size)
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (roi, size)

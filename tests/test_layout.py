@@ -10,7 +10,8 @@ PACKAGE = Path(posepipe.__file__).parent
 
 # Lower numbers are lower layers; a module may import from its own layer or those below.
 LAYERS = [
-    ("errors", "topology", "framework"),  # framework: MediaPipe's message types, pure Python
+    ("errors", "topology", "framework", "float32"),  # framework: MediaPipe's message types, pure Python;
+    # float32: MediaPipe's single-precision functions (glibc's expf, atan2f, cosf, sinf)
     ("results", "models"),
     ("roi", "detector", "landmarks", "accurate", "pipeline", "photos", "drawing", "io", "trace", "image"),
     ("video",),

@@ -2,7 +2,6 @@
 outputs and their formats, timestamps, image sequences, audio, and bad input."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -162,7 +161,9 @@ def broken_videos(tmp_path_factory, clip) -> dict[str, Path]:
     whole = avi.read_bytes()
     (folder / "truncated.avi").write_bytes(whole[: len(whole) // 2])
     corrupt = bytearray(data)
-    corrupt[: len(corrupt) // 2] = os.urandom(len(corrupt) // 2)
+    # Fixed noise: random bytes now and then spell a container header of some other format,
+    # which opens and then has no video stream (a different sentence, as true).
+    corrupt[: len(corrupt) // 2] = np.random.default_rng(0).integers(0, 256, len(corrupt) // 2, np.uint8).tobytes()
     (folder / "corrupt.mp4").write_bytes(bytes(corrupt))
     (folder / "notes.mp4").write_text("this is not a video\n")
     (folder / "empty.avi").write_bytes(whole[: whole.index(b"movi") + 4])  # the header, then no frame at all

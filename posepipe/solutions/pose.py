@@ -66,7 +66,8 @@ def _as_solution_outputs(poses: Poses, with_mask: bool) -> SolutionOutputs:
         return SolutionOutputs(None, None, None)
     width, height = poses.image_size
     visibility = poses.visibility[0][:, None]
-    normalized = poses.landmarks[0] / np.array([width, height, width], np.float64)  # z on x's scale
+    # z on x's scale; a float32 division, MediaPipe's LandmarksToNormalizedLandmarks
+    normalized = poses.landmarks[0].astype(np.float32) / np.array([width, height, width], np.float32)
     landmarks, world = NormalizedLandmarkList(), LandmarkList()
     landmarks.landmark._extend_float32_rows(
         _FIELDS, np.hstack([normalized, visibility]).astype(np.float32).tolist())

@@ -20,61 +20,71 @@ from ..errors import PosepipeError
 
 
 class OneEuroFilter:
-    """One-euro filter over an array of values sharing one clock, as MediaPipe's ``OneEuroFilter``.
+    """MediaPipe's ``OneEuroFilter`` over an array of values sharing one clock, operation for
+    operation.
 
-    The cutoff rises with the (low-passed) speed, ``min_cutoff + beta * |speed|``: little
-    lag on fast moves, strong smoothing at rest. ``value_scale`` turns speed into the units
-    ``beta`` expects (MediaPipe: 1 / person size in pixels).
+    The cutoff rises with the (low-passed) speed, ``min_cutoff + beta * |speed|``: little lag
+    on fast moves, strong smoothing at rest. ``value_scale`` turns speed into the units
+    ``beta`` expects (MediaPipe: 1 / person size in pixels). MediaPipe's arithmetic is kept to
+    the bit: timestamps in whole nanoseconds, the speed in double, and both low-passes in
+    float (:class:`LowPassFilter`). The auxiliary landmarks' output places the next crop, so
+    any other rounding would move the crop by a float ulp, and its pixels with it.
     """
 
     def __init__(self, min_cutoff: float, beta: float, derivate_cutoff: float = 1.0, frequency: float = 30.0):
-        self.min_cutoff, self.beta, self.derivate_cutoff = min_cutoff, beta, derivate_cutoff
-        self.default_frequency = frequency
+        # The options are floats in MediaPipe's proto, widened to double.
+        self.min_cutoff, self.beta, self.derivate_cutoff = (float(np.float32(v)) for v in (min_cutoff, beta, derivate_cutoff))
+        self.default_frequency = float(np.float32(frequency))
         self.reset()
 
     def reset(self) -> None:
         self.frequency = self.default_frequency
-        self.last_time: float | None = None
-        self.raw: np.ndarray | None = None  # last input
-        self.value: np.ndarray | None = None  # last output
-        self.speed: np.ndarray | None = None  # last low-passed speed
+        self.last_ns = -1  # kUninitializedTimestamp
+        self.value = LowPassFilter()
+        self.speed = LowPassFilter()
 
     def _alpha(self, cutoff):
+        te = 1.0 / self.frequency
         tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau * self.frequency)
+        return 1.0 / (1.0 + tau / te)
 
-    def __call__(self, value: np.ndarray, time_s: float, value_scale: float = 1.0) -> np.ndarray:
-        value = np.asarray(value, np.float64)
-        if self.last_time is not None:
-            if time_s <= self.last_time:  # out of order: MediaPipe passes the value through
-                return value
-            self.frequency = 1.0 / (time_s - self.last_time)
-        self.last_time = time_s
-        if self.raw is None:
-            self.raw, self.value, self.speed = value, value, np.zeros_like(value)
+    def __call__(self, value: np.ndarray, time_ns: int, value_scale: np.float32 = np.float32(1)) -> np.ndarray:
+        value = np.asarray(value, np.float32)
+        if self.last_ns >= time_ns:  # out of order: MediaPipe passes the value through
             return value
-        speed = (value - self.raw) * value_scale * self.frequency
-        a = self._alpha(self.derivate_cutoff)
-        self.speed = a * speed + (1 - a) * self.speed
-        a = self._alpha(self.min_cutoff + self.beta * np.abs(self.speed))
-        self.value = a * value + (1 - a) * self.value
-        self.raw = value
-        return self.value
+        if self.last_ns != 0 and time_ns != 0:
+            self.frequency = 1.0 / ((time_ns - self.last_ns) * 1e-9)
+        self.last_ns = time_ns
+        if self.value.raw is None:
+            speed = np.zeros(value.shape, np.float64)
+        else:
+            speed = (value.astype(np.float64) - self.value.raw) * float(value_scale) * self.frequency
+        smoothed_speed = self.speed(speed.astype(np.float32), self._alpha(self.derivate_cutoff))
+        cutoff = self.min_cutoff + self.beta * np.abs(smoothed_speed.astype(np.float64))
+        return self.value(value, self._alpha(cutoff))
 
 
 class LowPassFilter:
-    """Exponential moving average, ``alpha`` the weight of the new value (first value passes)."""
+    """MediaPipe's ``LowPassFilter``: float state, ``alpha * value`` in float plus
+    ``(1.0 - alpha) * stored`` in double, rounded to float; the first value passes."""
 
-    def __init__(self, alpha: float):
-        self.alpha, self.value = alpha, None
+    def __init__(self, alpha: float | None = None):
+        self.alpha = alpha
+        self.reset()
 
     def reset(self) -> None:
-        self.value = None
+        self.raw: np.ndarray | None = None  # last input
+        self.stored: np.ndarray | None = None  # last output
 
-    def __call__(self, value: np.ndarray) -> np.ndarray:
-        value = np.asarray(value, np.float64)
-        self.value = value if self.value is None else self.alpha * value + (1 - self.alpha) * self.value
-        return self.value
+    def __call__(self, value: np.ndarray, alpha=None) -> np.ndarray:
+        value = np.asarray(value, np.float32)
+        if self.stored is None:
+            result = value
+        else:
+            a = np.asarray(self.alpha if alpha is None else alpha, np.float32)
+            result = ((a * value).astype(np.float64) + (1.0 - a.astype(np.float64)) * self.stored).astype(np.float32)
+        self.raw, self.stored = value, result
+        return result
 
 
 def blend_masks(previous: np.ndarray, current: np.ndarray, ratio: float = 0.7) -> np.ndarray:
@@ -98,7 +108,9 @@ class SmoothedPose:
 
 
 class PoseSmoother:
-    """One person's filters, with the parameters of MediaPipe 0.10.21's pose graph.
+    """One person's filters, with the parameters of MediaPipe 0.10.21's pose graph
+    (``pose_landmark_filtering.pbtxt``) and its arithmetic: the same video gives
+    MediaPipe's smoothed landmarks, and its next crops, to the bit.
 
     ``enabled=False`` leaves landmarks, world landmarks and visibility as the model gave
     them, but the auxiliary landmarks stay smoothed, as in MediaPipe with
@@ -111,7 +123,7 @@ class PoseSmoother:
         self.enabled = enabled
         self.smooth_masks = enabled if smooth_masks is None else smooth_masks
         self.landmarks = OneEuroFilter(min_cutoff=0.05, beta=80.0)
-        self.world = OneEuroFilter(min_cutoff=0.1, beta=40.0)
+        self.world = OneEuroFilter(min_cutoff=0.1, beta=40.0)  # disable_value_scaling
         self.auxiliary = OneEuroFilter(min_cutoff=0.01, beta=10.0)
         self.visibility = LowPassFilter(alpha=0.1)
         self.mask: np.ndarray | None = None
@@ -122,23 +134,34 @@ class PoseSmoother:
         self.mask = None
 
     def __call__(self, time_s: float, landmarks: np.ndarray, visibility: np.ndarray, world: np.ndarray,
-                 auxiliary: np.ndarray, mask: np.ndarray | None = None) -> SmoothedPose:
-        # Speeds are measured in person sizes: the side of the square the raw auxiliary
-        # landmarks span (centre to body-size point, doubled), as MediaPipe's OBJECT_SCALE_ROI.
-        person_size = 2.0 * float(np.hypot(*(auxiliary[1, :2] - auxiliary[0, :2])))
-        scale = 1.0 / person_size if person_size > 1e-6 else 0.0
-        aux = self.auxiliary(auxiliary, time_s, scale) if scale else auxiliary
+                 auxiliary: np.ndarray, mask: np.ndarray | None = None,
+                 image_size: tuple[int, int] = (1, 1)) -> SmoothedPose:
+        """Landmarks in MediaPipe's float32 pixels (its normalised values × ``image_size``),
+        at ``time_s`` (MediaPipe's clock counts whole microseconds)."""
+        f32 = np.float32
+        time_ns = round(time_s * 1e6) * 1000
+        width, height = f32(image_size[0]), f32(image_size[1])
+        aux = np.asarray(auxiliary, f32)
+        # Speeds are measured in person sizes: OBJECT_SCALE_ROI, the square the raw auxiliary
+        # landmarks span (AlignmentPointsRects), as (width + height) / 2 in pixels.
+        dx, dy = aux[1, 0] - aux[0, 0], aux[1, 1] - aux[0, 1]
+        box = f32(float(np.sqrt(dx * dx + dy * dy)) * 2.0)
+        object_scale = (box / width * width + box / height * height) / f32(2)
+        scaled = bool(object_scale >= f32(1e-6))  # min_allowed_object_scale; below it, values pass
+        value_scale = f32(1) / object_scale if scaled else None
+        if scaled:
+            # The way back through normalised values, which the next calculator multiplies out again.
+            size = np.array([width, height, width], f32)
+            aux = self.auxiliary(aux, time_ns, value_scale) / size * size
         if mask is not None and self.smooth_masks:
             mask = self.mask = mask if self.mask is None else blend_masks(self.mask, mask)
         if not self.enabled:
-            return SmoothedPose(landmarks, visibility, world, aux.astype(np.float32), mask)
+            return SmoothedPose(landmarks, visibility, world, aux, mask)
         visibility = self.visibility(visibility)
-        if scale:
-            landmarks = self.landmarks(landmarks, time_s, scale)
-        world = self.world(world, time_s)
-        return SmoothedPose(landmarks.astype(np.float32), visibility.astype(np.float32),
-                            world.astype(np.float32), aux.astype(np.float32), mask)
-
+        if scaled:
+            landmarks = self.landmarks(landmarks, time_ns, value_scale)
+        world = self.world(world, time_ns)
+        return SmoothedPose(np.asarray(landmarks, f32), visibility, world, aux, mask)
 
 def zero_lag_filter(values: np.ndarray, times_s: np.ndarray, cutoff_hz: float, order: int = 2) -> np.ndarray:
     """Butterworth low-pass run forwards then backwards along axis 0: no phase lag.

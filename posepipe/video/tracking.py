@@ -302,7 +302,8 @@ class PoseTracker:
         else:
             with self.turns.model_run(last_of_frame=False):
                 detections = detector.detect(image)
-            candidates = [roi_from_alignment_points(kp[0], kp[1]) for kp in detections.keypoints]
+            size = (image.shape[1], image.shape[0])
+            candidates = [roi_from_alignment_points(kp[0], kp[1], image_size=size) for kp in detections.keypoints]
         taken = [_square(r) for r in tracked]
         new = []
         for roi in candidates:
@@ -329,13 +330,14 @@ class PoseTracker:
             else:
                 track = Track(self.next_id, rois[i], PoseSmoother(self.smooth, self.smooth_masks))
                 self.next_id += 1
-            s = track.smoother(time_s, out.landmarks, out.visibility, out.world, out.auxiliary, out.mask)
+            s = track.smoother(time_s, out.landmarks, out.visibility, out.world, out.auxiliary, out.mask, image_size)
             # Two crops that converged on one person: keep the older track.
             box = np.concatenate([s.landmarks[:, :2].min(0), s.landmarks[:, :2].max(0)])
             if boxes and box_iou(box, np.array(boxes)).max() > SAME_PERSON_IOU:
                 continue
             boxes.append(box)
-            track.roi = roi_from_alignment_points(s.auxiliary_landmarks[0, :2], s.auxiliary_landmarks[1, :2])
+            track.roi = roi_from_alignment_points(s.auxiliary_landmarks[0, :2], s.auxiliary_landmarks[1, :2],
+                                                  image_size=image_size)
             tracks.append(track)
             kept.append((i, out, s))
         self.tracks = tracks  # a person not present is lost: their filters go with them (MediaPipe resets)
