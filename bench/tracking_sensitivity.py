@@ -5,8 +5,10 @@ on 1% of its pixels (a different seed each run), reporting the frames where each
 Tracking cuts each frame where the previous frame's landmarks say, so any difference, however
 small, is carried forward; where the person walks behind another (frames 140-142) the model's
 presence score sits near the 0.5 threshold and a carried difference decides whether the track
-survives. This is why ``tests/test_video_parity.py`` compares tracks frame by frame on
-MediaPipe's own crops rather than asking two implementations for the same losses.
+survives. A runtime whose kernels round otherwise than MediaPipe's (ONNX Runtime) is held to
+that floor; posepipe on LiteRT, where its kernels give MediaPipe's network outputs bit for bit,
+computes every other step in MediaPipe's arithmetic and so loses the person on exactly the
+frames MediaPipe loses them, run by run (the line after each posepipe result counts this).
 
     python bench/tracking_sensitivity.py --mediapipe-python .bench/mediapipe/bin/python [--runs 31]
 """
@@ -79,6 +81,9 @@ def main() -> None:
         hit = sum(bool(frames_lost) for frames_lost in lost[1:])
         print(f"{name}: as decoded, lost {lost[0] or 'none'}; perturbed, lost the person in {hit} of {args.runs - 1} runs: "
               + "; ".join(str(frames_lost) for frames_lost in lost[1:] if frames_lost))
+        if not name.startswith("MediaPipe"):
+            same = sum(ours == theirs for ours, theirs in zip(lost, results["MediaPipe 0.10.21"]))
+            print(f"  the same frames lost as MediaPipe, run by run: {same} of {args.runs}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 Decoding follows MediaPipe's ``tensors_to_pose_landmarks_and_segmentation.pbtxt`` and
 ``pose_landmark_by_roi_cpu.pbtxt``: TensorsToLandmarks (39 × 5 values, sigmoid visibility
-and presence), RefineLandmarksFromHeatmap (kernel 7, min confidence 0.5), projection of the
-crop back to the image, world landmarks turned by the ROI's rotation, sigmoid mask.
+and presence), RefineLandmarksFromHeatmap (the 9 × 9 window mp.solutions.pose runs, min
+confidence 0.5), projection of the crop back to the image, world landmarks turned by the
+ROI's rotation, sigmoid mask. Each step is MediaPipe's float32 arithmetic, to the bit
+(``tests/test_mediapipe_stages.py``).
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def box_corners(roi: RegionOfInterest) -> np.ndarray:
     5.x) computes the last two corners otherwise, a float ulp away from OpenCV 4's (MediaPipe
     0.10.21's), and an ulp here moves some pixels of the crop by one grey level. The angle is
     MediaPipe's mixed precision: a float product divided by the double ``M_PI``, kept as a
-    float. With this, the crop equals MediaPipe's pixel for pixel (``tests/test_crop_maps.py``).
+    float. With this, the crop equals MediaPipe's pixel for pixel (``tests/test_mediapipe_stages.py``).
     """
     f32 = np.float32
     cx, cy, side = f32(roi.x), f32(roi.y), f32(roi.size)
