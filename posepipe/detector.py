@@ -181,10 +181,10 @@ class PoseDetector:
         width, height = prepared.image_size
         size = np.array([width, height], f32)
         pad = np.array(letterbox_padding(width, height), f32)
-        keep = one - (pad + pad)
-        keypoints = (keypoints - pad) / keep * size
-        corner = (boxes[:, :2] - pad) / keep
-        sides = (boxes[:, 2:] - boxes[:, :2]) / keep
+        unpadded = one - (pad + pad)  # the share of the square the image fills, per axis
+        keypoints = (keypoints - pad) / unpadded * size
+        corner = (boxes[:, :2] - pad) / unpadded
+        sides = (boxes[:, 2:] - boxes[:, :2]) / unpadded
         boxes = np.concatenate([corner * size, (corner + sides) * size], axis=1)
         return Detections(boxes=boxes.astype(f32), keypoints=keypoints.astype(f32), scores=scores.astype(f32))
 
