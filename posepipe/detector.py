@@ -46,6 +46,9 @@ def ssd_anchors(input_size: int = INPUT_SIZE, strides: tuple[int, ...] = (8, 16,
     return np.concatenate(centres).astype(np.float32)
 
 
+_TWO_OVER_255 = np.float64(np.float32(2) / np.float32(255))  # the float scale OpenCV is given
+
+
 def letterbox_roi(width: int, height: int) -> RegionOfInterest:
     """The whole image, padded to a square around its centre (``keep_aspect_ratio``)."""
     side = max(width, height)
@@ -164,12 +167,13 @@ class PoseDetector:
     def preprocess(self, image: np.ndarray) -> DetectorInput:
         height, width = image.shape[:2]
         roi = letterbox_roi(width, height)
-        crop = warp_crop(image, roi, INPUT_SIZE, border="zero").transpose(2, 0, 1)
+        crop = warp_crop(image, roi, INPUT_SIZE, border="zero")
         # [0, 255] -> [-1, 1] as OpenCV's convertTo does it for MediaPipe: one fused
         # multiply-add in float32, v * (2/255) - 1 rounded once. (The product of a byte and a
-        # float is exact in float64, and so is the sum, so float64 then one rounding is the FMA.)
-        return DetectorInput((crop * np.float64(np.float32(2) / np.float32(255)) - 1.0).astype(np.float32), roi,
-                             (width, height))
+        # float is exact in float64, and so is the difference, so float64 then one rounding is
+        # the FMA.) Channels stay last in memory, as the runtime reads them.
+        signed = (crop * _TWO_OVER_255 - 1.0).astype(np.float32)
+        return DetectorInput(signed.transpose(2, 0, 1), roi, (width, height))
 
     def postprocess(self, raw_boxes: np.ndarray, raw_scores: np.ndarray, prepared: DetectorInput) -> Detections:
         boxes, keypoints, scores = decode_detections(raw_boxes, raw_scores, self.min_score)
