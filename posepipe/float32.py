@@ -71,18 +71,23 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return one / (one + expf(-x))
 
 
-def _libm_function(name: str, arguments: int):
+def _libm():
     try:
-        library = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        function = getattr(library, name)
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:
         return None
-    function.restype = ctypes.c_float
-    function.argtypes = [ctypes.c_float] * arguments
+
+
+def _libm_function(library, name: str, arguments: int):
+    function = getattr(library, name, None)
+    if function is not None:
+        function.restype = ctypes.c_float
+        function.argtypes = [ctypes.c_float] * arguments
     return function
 
 
-_atan2f, _cosf, _sinf = _libm_function("atan2f", 2), _libm_function("cosf", 1), _libm_function("sinf", 1)
+_LIBM = _libm()
+_atan2f, _cosf, _sinf = (_libm_function(_LIBM, name, n) for name, n in (("atan2f", 2), ("cosf", 1), ("sinf", 1)))
 
 
 def atan2f(y: float, x: float) -> np.float32:

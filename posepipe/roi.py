@@ -111,13 +111,24 @@ def _mediapipe_rect(centre: np.ndarray, scale_point: np.ndarray, width: int, hei
     w, h = f32(width), f32(height)
     xc, yc = f32(centre[0]), f32(centre[1])
     dx, dy = f32(scale_point[0]) - xc, f32(scale_point[1]) - yc
-    box = f32(float(np.sqrt(dx * dx + dy * dy)) * 2.0)
     angle = _TARGET_ANGLE_F32 - atan2f(-dy, dx)
     rotation = f32(float(angle) - 2 * math.pi * math.floor((float(angle) + math.pi) / (2 * math.pi)))
     nx, ny = xc / w, yc / h
-    long_side = max(box / w * w, box / h * h)
+    long_side = max(alignment_square_sides(centre, scale_point, width, height))
     nw, nh = long_side / w * f32(ROI_SCALE), long_side / h * f32(ROI_SCALE)
     return roi_from_normalized_rect((nx, ny, nw, nh, rotation), width, height)
+
+
+def alignment_square_sides(centre: np.ndarray, scale_point: np.ndarray, width: int, height: int
+                           ) -> tuple[np.float32, np.float32]:
+    """The square AlignmentPointsRectsCalculator puts around two float32 pixel points (side:
+    the float distance, doubled in double), as its NormalizedRect's width and height come
+    back to pixels in the next calculator (side / W * W, side / H * H, in float32)."""
+    f32 = np.float32
+    dx, dy = f32(scale_point[0]) - f32(centre[0]), f32(scale_point[1]) - f32(centre[1])
+    side = f32(float(np.sqrt(dx * dx + dy * dy)) * 2.0)
+    w, h = f32(width), f32(height)
+    return side / w * w, side / h * h
 
 
 def roi_from_normalized_rect(rect: tuple, width: int, height: int) -> RegionOfInterest:

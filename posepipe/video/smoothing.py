@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PosepipeError
+from ..roi import alignment_square_sides
 
 
 class OneEuroFilter:
@@ -144,9 +145,8 @@ class PoseSmoother:
         aux = np.asarray(auxiliary, f32)
         # Speeds are measured in person sizes: OBJECT_SCALE_ROI, the square the raw auxiliary
         # landmarks span (AlignmentPointsRects), as (width + height) / 2 in pixels.
-        dx, dy = aux[1, 0] - aux[0, 0], aux[1, 1] - aux[0, 1]
-        box = f32(float(np.sqrt(dx * dx + dy * dy)) * 2.0)
-        object_scale = (box / width * width + box / height * height) / f32(2)
+        side_w, side_h = alignment_square_sides(aux[0], aux[1], *image_size)
+        object_scale = (side_w + side_h) / f32(2)
         scaled = bool(object_scale >= f32(1e-6))  # min_allowed_object_scale; below it, values pass
         value_scale = f32(1) / object_scale if scaled else None
         if scaled:
