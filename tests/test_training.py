@@ -119,10 +119,14 @@ def test_distilled_student_is_smaller_learns_and_runs_in_the_pipeline_in_float_a
     from posepipe import PoseLandmarker
     from posepipe.models.graph import import_tflite
 
-    run = tmp_path / "student"
-    proc = posepipe("distill", "--data", pseudo_dataset, "--out", run, "--epochs", 3, "--batch-size", 2,
-                    "--val-fraction", 0.34, "--no-augment", "--seed", 1)
-    assert proc.returncode == 0, proc.stderr
+    def distill(seed: int) -> Path:
+        run = tmp_path / f"student{seed}"
+        proc = posepipe("distill", "--data", pseudo_dataset, "--out", run, "--epochs", 3, "--batch-size", 2,
+                        "--val-fraction", 0.34, "--no-augment", "--seed", seed)
+        assert proc.returncode == 0, proc.stderr
+        return run
+
+    run = distill(1)
     losses = [float(r["train_loss"]) for r in trace_rows(run)[1:]]
     assert len(losses) == 3 and losses[-1] < losses[0]
     student = sum(numpy_helper.to_array(t).size for t in onnx.load(run / "model.onnx").graph.initializer)
@@ -139,15 +143,10 @@ def test_distilled_student_is_smaller_learns_and_runs_in_the_pipeline_in_float_a
     # before and after the crops became MediaPipe's to the pixel), so it is judged on the
     # median of three students.
     shifts = []
-    for seed in (1, 2, 3):
-        if seed != 1:
-            run = tmp_path / f"student{seed}"
-            proc = posepipe("distill", "--data", pseudo_dataset, "--out", run, "--epochs", 3, "--batch-size", 2,
-                            "--val-fraction", 0.34, "--no-augment", "--seed", seed)
-            assert proc.returncode == 0, proc.stderr
+    for folder in (run, distill(2), distill(3)):
         found = []
         for model in ("model.onnx", "model_int8.onnx"):
-            with PoseLandmarker(landmark_model=str(run / model)) as landmarker:
+            with PoseLandmarker(landmark_model=str(folder / model)) as landmarker:
                 found.append(landmarker.detect(sample_image("astronaut.png")))
         assert all(len(poses) == 1 and np.isfinite(poses.landmarks).all() for poses in found)
         size = np.ptp(found[0].landmarks[0, :, :2], axis=0).max()
