@@ -186,22 +186,25 @@ class JobQueue:
                 return
             job.status = "running"
             self._save(job)
+        status, error = "done", None
         try:
             self._track(job)
-            job.status = "done"
         except Cancelled:
             self.discard(job)
             with self.lock:
                 self.cancelled.discard(job.id)
             return
         except PosepipeError as exc:
-            job.status, job.error = "failed", str(exc)
+            status, error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - the job fails, the server goes on
             log.exception("job %s failed", job.id)
-            job.status, job.error = "failed", f"the server failed on this video ({type(exc).__name__})"
+            status, error = "failed", f"the server failed on this video ({type(exc).__name__})"
         self.input_path(job).unlink(missing_ok=True)
-        job.finished = time.time()
+        # The routes read the job as it is, without the lock: its outcome goes last, so that
+        # whoever reads "done" also reads the files (a GET between the two saw none).
         job.files = [name for name in OUTPUTS if (self.root / job.id / name).is_file()]
+        job.finished, job.error = time.time(), error
+        job.status = status
         with self.lock:
             if job.id in self.cancelled:  # deleted after its last frame
                 self.cancelled.discard(job.id)
